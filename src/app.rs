@@ -1,0 +1,162 @@
+//! Application wiring: shared state, the router, and the serve/shutdown
+//! lifecycle. `build_router` needs no socket, so tests can drive it directly.
+
+use std::net::SocketAddr;
+use std::ops::Deref;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::serve::ListenerExt;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::bus::{self, Bus};
+use crate::config::Config;
+
+/// State shared by every handler; cheap to clone.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+pub struct Inner {
+    pub config: Arc<Config>,
+    pub bus: Arc<Bus>,
+    /// Cancelled when the gateway starts shutting down; long-lived tasks
+    /// (sockets, the monitor) watch it.
+    pub shutdown: CancellationToken,
+    /// Tracks long-lived tasks so shutdown can wait for them.
+    pub tasks: TaskTracker,
+}
+
+impl Deref for AppState {
+    type Target = Inner;
+
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl AppState {
+    pub fn new(config: Arc<Config>, bus: Arc<Bus>, shutdown: CancellationToken) -> Self {
+        Self(Arc::new(Inner {
+            config,
+            bus,
+            shutdown,
+            tasks: TaskTracker::new(),
+        }))
+    }
+}
+
+/// Every route of the gateway, with its fallbacks and layers.
+pub fn build_router(state: AppState) -> Router {
+    crate::routes::router(state)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("invalid NATS connection options: {0}")]
+    Connect(#[from] async_nats::ConnectError),
+    #[error("server error: {0}")]
+    Serve(std::io::Error),
+    #[error("gave up connecting to NATS after nats_client.max_reconnect_attempts attempts")]
+    NatsGaveUp,
+}
+
+/// A gateway bound to a socket, ready to serve.
+pub struct Gateway {
+    state: AppState,
+    listener: TcpListener,
+    give_up: CancellationToken,
+}
+
+impl Gateway {
+    /// Binds `service.host:service.port` and starts connecting to NATS.
+    pub async fn bind(config: Config) -> Result<Self, RunError> {
+        let addr = config.listen_addr();
+        let listener = TcpListener::bind(&addr)
+            .await
+            .map_err(|source| RunError::Bind { addr, source })?;
+        Self::with_listener(config, listener).await
+    }
+
+    /// Uses an already-bound listener (tests bind port 0).
+    pub async fn with_listener(config: Config, listener: TcpListener) -> Result<Self, RunError> {
+        let give_up = CancellationToken::new();
+        let bus = bus::connect(&config, give_up.clone()).await?;
+        let state = AppState::new(Arc::new(config), bus, CancellationToken::new());
+        Ok(Self {
+            state,
+            listener,
+            give_up,
+        })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    pub fn state(&self) -> AppState {
+        self.state.clone()
+    }
+
+    /// Cancel this token to shut the gateway down gracefully.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.state.shutdown.clone()
+    }
+
+    /// Serves until the shutdown token is cancelled (or NATS is given up
+    /// on), then closes sockets, stops background tasks and drains NATS.
+    pub async fn run(self) -> Result<(), RunError> {
+        let Gateway {
+            state,
+            listener,
+            give_up,
+        } = self;
+        state
+            .tasks
+            .spawn(bus::run_monitor(state.bus.clone(), state.shutdown.clone()));
+
+        let shutdown = state.shutdown.clone();
+        let stop = {
+            let shutdown = shutdown.clone();
+            let give_up = give_up.clone();
+            async move {
+                tokio::select! {
+                    () = shutdown.cancelled() => {}
+                    () = give_up.cancelled() => shutdown.cancel(),
+                }
+            }
+        };
+        let listener = listener.tap_io(|tcp| {
+            // Small frames (acks, market ticks) must not wait for Nagle.
+            let _ = tcp.set_nodelay(true);
+        });
+        let app = build_router(state.clone());
+        let served = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(stop)
+        .await;
+
+        state.tasks.close();
+        state.tasks.wait().await;
+        // Flush what the client still buffers; bounded so a dead server
+        // cannot hold the process.
+        let _ = tokio::time::timeout(
+            state.bus.settings().send_timeout,
+            state.bus.client().drain(),
+        )
+        .await;
+        served.map_err(RunError::Serve)?;
+        if give_up.is_cancelled() {
+            return Err(RunError::NatsGaveUp);
+        }
+        Ok(())
+    }
+}

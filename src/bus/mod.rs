@@ -1,0 +1,128 @@
+//! Everything that talks to NATS: the connection and its state, the
+//! subject→stream routing index, and the publish/request operations shared by
+//! the HTTP and WebSocket front ends.
+
+mod connection;
+pub mod headers;
+mod monitor;
+mod publish;
+mod request;
+mod routing;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{Notify, watch};
+
+pub use connection::{BusStatus, ConnectionState, JetStreamStatus, ServerSummary};
+pub use publish::{InFlight, Outbound, PublishReceipt, Route};
+pub use request::Reply;
+pub use routing::RoutingIndex;
+
+use crate::config::Config;
+use crate::error::ApiError;
+
+/// Timeouts and limits the bus applies to every operation.
+#[derive(Debug, Clone)]
+pub struct BusSettings {
+    pub send_timeout: Duration,
+    pub ack_timeout: Duration,
+    pub reconnect_wait: Duration,
+    pub refresh_interval: Duration,
+    pub api_timeout: Duration,
+}
+
+impl BusSettings {
+    pub fn from_config(config: &Config) -> Self {
+        let gw = &config.gateway;
+        Self {
+            send_timeout: gw.publish.send_timeout(),
+            ack_timeout: gw.publish.ack_timeout(),
+            reconnect_wait: config.nats_client.reconnect_wait(),
+            refresh_interval: gw.jetstream.refresh_interval(),
+            api_timeout: gw.jetstream.api_timeout(),
+        }
+    }
+}
+
+/// The gateway's one NATS connection and what it knows about the server.
+pub struct Bus {
+    client: async_nats::Client,
+    js: async_nats::jetstream::Context,
+    status: Arc<watch::Sender<BusStatus>>,
+    routing: RoutingIndex,
+    /// Wakes the monitor to reload the routing index now (after a
+    /// reconnect, an admin change, or a publish that found a stale route).
+    refresh: Arc<Notify>,
+    settings: BusSettings,
+}
+
+impl Bus {
+    pub fn client(&self) -> &async_nats::Client {
+        &self.client
+    }
+
+    pub fn jetstream(&self) -> &async_nats::jetstream::Context {
+        &self.js
+    }
+
+    pub fn routing(&self) -> &RoutingIndex {
+        &self.routing
+    }
+
+    pub fn settings(&self) -> &BusSettings {
+        &self.settings
+    }
+
+    /// The latest connection and JetStream status. The client's own state
+    /// is authoritative for "connected"; events can lag it by a moment.
+    pub fn status(&self) -> BusStatus {
+        use async_nats::connection::State;
+        let mut status = self.status.borrow().clone();
+        status.state = match (self.client.connection_state(), status.state) {
+            (State::Connected, _) => ConnectionState::Connected,
+            (_, ConnectionState::Closed) => ConnectionState::Closed,
+            (_, ConnectionState::Connecting) => ConnectionState::Connecting,
+            _ => ConnectionState::Disconnected,
+        };
+        status
+    }
+
+    fn update_status(&self, change: impl FnOnce(&mut BusStatus)) {
+        self.status.send_modify(change);
+    }
+
+    /// A receiver that sees every status change.
+    pub fn watch_status(&self) -> watch::Receiver<BusStatus> {
+        self.status.subscribe()
+    }
+
+    /// Asks the monitor to reload the routing index without waiting for its
+    /// next tick.
+    pub fn request_refresh(&self) {
+        self.refresh.notify_one();
+    }
+
+    /// Fails fast with 503 unless the connection is up right now. The
+    /// client would otherwise park a publish in its reconnect buffer and we
+    /// would report a message as sent that may never be.
+    pub fn ensure_connected(&self) -> Result<(), ApiError> {
+        if self.client.connection_state() == async_nats::connection::State::Connected {
+            Ok(())
+        } else {
+            Err(self.unavailable())
+        }
+    }
+
+    fn unavailable(&self) -> ApiError {
+        ApiError::NatsUnavailable {
+            retry_after: self.settings.reconnect_wait.max(Duration::from_secs(1)),
+        }
+    }
+}
+
+/// Shared handle to the bus.
+pub type SharedBus = Arc<Bus>;
+
+pub use connection::connect;
+pub use monitor::run_monitor;

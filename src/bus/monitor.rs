@@ -1,0 +1,83 @@
+//! The background task that keeps the bus's view of the server fresh:
+//! server details, JetStream reachability and the routing index.
+
+use std::sync::Arc;
+
+use futures::TryStreamExt;
+use tokio::time::{MissedTickBehavior, interval, timeout};
+use tokio_util::sync::CancellationToken;
+
+use super::routing::StreamRoute;
+use super::{Bus, ServerSummary};
+
+/// Runs until `shutdown` is cancelled: refreshes on every tick and whenever
+/// someone calls [`Bus::request_refresh`] (a reconnect does).
+pub async fn run_monitor(bus: Arc<Bus>, shutdown: CancellationToken) {
+    let mut tick = interval(bus.settings.refresh_interval);
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+            _ = bus.refresh.notified() => {}
+        }
+        bus.refresh_now().await;
+    }
+}
+
+impl Bus {
+    /// Re-reads server details and the stream list; a failure marks
+    /// JetStream unreachable but leaves the last good routing index in place.
+    pub async fn refresh_now(&self) {
+        if self.ensure_connected().is_err() {
+            return;
+        }
+        let server = self.client.try_server_info().map(|info| ServerSummary {
+            name: info.server_name,
+            version: info.version,
+            id: info.server_id,
+            address: format!("{}:{}", info.host, info.port),
+            max_payload: info.max_payload,
+            jetstream: info.jetstream,
+        });
+        let listed = timeout(self.settings.api_timeout, self.list_stream_routes()).await;
+        let result = match listed {
+            Ok(Ok(routes)) => Ok(routes),
+            Ok(Err(err)) => Err(err.to_string()),
+            Err(_) => Err(format!(
+                "no answer within {} ms",
+                self.settings.api_timeout.as_millis()
+            )),
+        };
+        let (streams, error) = match result {
+            Ok(routes) => {
+                let count = routes.len();
+                if self.routing.replace(routes) {
+                    tracing::info!(streams = count, "routing index updated");
+                }
+                (count, None)
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "JetStream check failed");
+                (0, Some(err))
+            }
+        };
+        self.update_status(|s| {
+            if server.is_some() {
+                s.server = server;
+            }
+            s.jetstream.reachable = error.is_none();
+            s.jetstream.streams = streams;
+            s.jetstream.error = error;
+        });
+    }
+
+    async fn list_stream_routes(&self) -> Result<Vec<StreamRoute>, async_nats::Error> {
+        let mut routes = Vec::new();
+        let mut streams = self.js.streams();
+        while let Some(info) = streams.try_next().await? {
+            routes.push(StreamRoute::new(&info.config.name, &info.config.subjects));
+        }
+        Ok(routes)
+    }
+}

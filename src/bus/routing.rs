@@ -1,0 +1,149 @@
+//! Which JetStream stream captures which subjects.
+//!
+//! The publish path asks this index whether a subject goes through JetStream
+//! (and waits for the stream's ack) or core NATS. It is rebuilt from the
+//! server's stream list on connect and on every monitor tick, and patched at
+//! once when the admin API changes a stream.
+
+use std::sync::{Arc, RwLock};
+
+use crate::subject::SubjectPattern;
+
+#[derive(Default)]
+pub struct RoutingIndex {
+    routes: RwLock<Arc<Vec<StreamRoute>>>,
+}
+
+/// One stream and the subjects it captures.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamRoute {
+    pub stream: Arc<str>,
+    pub subjects: Vec<SubjectPattern>,
+}
+
+impl StreamRoute {
+    /// Builds a route from a stream's configured subjects; subjects the
+    /// gateway cannot parse (none a valid server accepts) are skipped.
+    pub fn new(stream: &str, subjects: &[String]) -> Self {
+        Self {
+            stream: Arc::from(stream),
+            subjects: subjects
+                .iter()
+                .filter_map(|s| SubjectPattern::parse(s).ok())
+                .collect(),
+        }
+    }
+}
+
+impl RoutingIndex {
+    /// The stream capturing `subject`, if any.
+    pub fn lookup(&self, subject: &str) -> Option<Arc<str>> {
+        let routes = self.current();
+        routes
+            .iter()
+            .find(|r| r.subjects.iter().any(|p| p.matches(subject)))
+            .map(|r| r.stream.clone())
+    }
+
+    /// Streams whose subjects could overlap `pattern` (a subscription may
+    /// be served from each of them).
+    pub fn streams_overlapping(&self, pattern: &SubjectPattern) -> Vec<Arc<str>> {
+        self.current()
+            .iter()
+            .filter(|r| r.subjects.iter().any(|p| p.overlaps(pattern)))
+            .map(|r| r.stream.clone())
+            .collect()
+    }
+
+    pub fn current(&self) -> Arc<Vec<StreamRoute>> {
+        self.routes
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Replaces the whole index; returns whether anything changed.
+    pub fn replace(&self, mut routes: Vec<StreamRoute>) -> bool {
+        routes.sort_by(|a, b| a.stream.cmp(&b.stream));
+        let mut guard = self.routes.write().unwrap_or_else(|e| e.into_inner());
+        if **guard == routes {
+            return false;
+        }
+        *guard = Arc::new(routes);
+        true
+    }
+
+    /// Adds or replaces one stream's route.
+    pub fn upsert(&self, route: StreamRoute) {
+        self.edit(|routes| {
+            routes.retain(|r| r.stream != route.stream);
+            routes.push(route);
+        });
+    }
+
+    /// Forgets a stream.
+    pub fn remove(&self, stream: &str) {
+        self.edit(|routes| routes.retain(|r| &*r.stream != stream));
+    }
+
+    fn edit(&self, change: impl FnOnce(&mut Vec<StreamRoute>)) {
+        let mut guard = self.routes.write().unwrap_or_else(|e| e.into_inner());
+        let mut routes = (**guard).clone();
+        change(&mut routes);
+        routes.sort_by(|a, b| a.stream.cmp(&b.stream));
+        *guard = Arc::new(routes);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn route(stream: &str, subjects: &[&str]) -> StreamRoute {
+        let subjects: Vec<String> = subjects.iter().map(|s| s.to_string()).collect();
+        StreamRoute::new(stream, &subjects)
+    }
+
+    #[test]
+    fn lookup_finds_the_capturing_stream() {
+        let index = RoutingIndex::default();
+        index.replace(vec![
+            route(
+                "MARKET_DATA",
+                &["funding_rate.binance.>", "open_interest.*.perpetual.*"],
+            ),
+            route("ORDERS", &["orders.new"]),
+        ]);
+        let cases = [
+            (
+                "funding_rate.binance.perpetual.BTC-USDT",
+                Some("MARKET_DATA"),
+            ),
+            ("open_interest.okx.perpetual.BTC-USDT", Some("MARKET_DATA")),
+            ("open_interest.okx.spot.BTC-USDT", None),
+            ("orders.new", Some("ORDERS")),
+            ("orders.new.x", None),
+            ("orderbook.binance.perpetual.BTC-USDT", None),
+        ];
+        for (subject, stream) in cases {
+            assert_eq!(index.lookup(subject).as_deref(), stream, "{subject}");
+        }
+    }
+
+    #[test]
+    fn upsert_and_remove_patch_the_index() {
+        let index = RoutingIndex::default();
+        assert!(index.replace(vec![route("A", &["a.>"])]));
+        assert!(
+            !index.replace(vec![route("A", &["a.>"])]),
+            "same routes: no change"
+        );
+        index.upsert(route("B", &["b.*"]));
+        assert_eq!(index.lookup("b.x").as_deref(), Some("B"));
+        index.upsert(route("B", &["c.*"]));
+        assert_eq!(index.lookup("b.x"), None);
+        index.remove("A");
+        assert_eq!(index.lookup("a.x"), None);
+        assert_eq!(index.lookup("c.x").as_deref(), Some("B"));
+    }
+}

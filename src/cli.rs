@@ -1,0 +1,114 @@
+//! Command line: `message-broker [-c PATH] [COMMAND]`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::app::Gateway;
+use crate::config::{Config, DEFAULT_CONFIG_PATH};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "message-broker",
+    version,
+    about = "MarketPrism HTTP/WebSocket gateway to NATS JetStream"
+)]
+pub struct Cli {
+    /// Path to the YAML config file.
+    #[arg(short, long, default_value = DEFAULT_CONFIG_PATH)]
+    pub config: PathBuf,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gateway (the default).
+    Serve,
+    /// Load and validate the config file, print the effective NATS URLs and
+    /// streams, and exit.
+    CheckConfig,
+    /// Print the OpenAPI document (what `/openapi.json` serves) and exit.
+    Openapi,
+}
+
+/// Exit code for a config the gateway refuses to start with.
+const EXIT_CONFIG: u8 = 2;
+
+pub async fn run(cli: Cli) -> ExitCode {
+    if let Some(Command::Openapi) = cli.command {
+        println!("{}", crate::openapi::to_pretty_json());
+        return ExitCode::SUCCESS;
+    }
+    let loaded = match Config::load(&cli.config) {
+        Ok(loaded) => loaded,
+        Err(err) => {
+            eprintln!("message-broker: {err}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    crate::telemetry::init(&loaded.config.logging);
+    if !loaded.unused_keys.is_empty() {
+        tracing::warn!(
+            keys = %loaded.unused_keys.join(", "),
+            file = %cli.config.display(),
+            "config keys not used by this gateway are ignored"
+        );
+    }
+    if let Some(Command::CheckConfig) = cli.command {
+        let c = &loaded.config;
+        println!("config {} is valid", cli.config.display());
+        println!("listen: {}", c.listen_addr());
+        println!("nats: {}", c.nats_client.nats_url.0.join(", "));
+        println!(
+            "streams: {}",
+            c.streams.keys().cloned().collect::<Vec<_>>().join(", ")
+        );
+        return ExitCode::SUCCESS;
+    }
+    serve(loaded.config).await
+}
+
+async fn serve(config: Config) -> ExitCode {
+    let gateway = match Gateway::bind(config).await {
+        Ok(gateway) => gateway,
+        Err(err) => {
+            tracing::error!(%err, "cannot start");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Ok(addr) = gateway.local_addr() {
+        tracing::info!(%addr, "listening");
+    }
+    let shutdown = gateway.shutdown_token();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutdown signal received; draining");
+        shutdown.cancel();
+    });
+    match gateway.run().await {
+        Ok(()) => {
+            tracing::info!("stopped");
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            tracing::error!(%err, "stopped with an error");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}

@@ -1,0 +1,197 @@
+//! One error type for every route, rendered as RFC 9457 problem+json.
+//!
+//! Each variant has a stable machine-readable `code`; clients branch on it,
+//! never on `title` or `detail`. Internal failures are logged with their
+//! cause and answered with a generic message so nothing internal leaks.
+
+use std::time::Duration;
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::subject::{NameError, SubjectError};
+
+/// Media type of every error body.
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("invalid subject {subject:?}: {reason}")]
+    InvalidSubject {
+        subject: String,
+        reason: SubjectError,
+    },
+    #[error("invalid name {name:?}: {reason}")]
+    InvalidName { name: String, reason: NameError },
+    #[error("{0}")]
+    InvalidHeader(String),
+    #[error("{0}")]
+    InvalidBody(String),
+    #[error("{0}")]
+    InvalidQuery(String),
+    #[error("{what} exceeds the limit of {limit} {unit}")]
+    PayloadTooLarge {
+        what: &'static str,
+        limit: usize,
+        unit: &'static str,
+    },
+    #[error("expected Content-Type {expected}")]
+    UnsupportedMediaType { expected: &'static str },
+    #[error("not connected to NATS; retry later")]
+    NatsUnavailable { retry_after: Duration },
+    #[error("JetStream is not reachable: {0}")]
+    JetStreamUnavailable(String),
+    #[error("no service is listening on {0}")]
+    NoResponders(String),
+    #[error("no reply within {0} ms")]
+    RequestTimeout(u64),
+    #[error("the stream did not acknowledge the message within {0} ms")]
+    AckTimeout(u64),
+    #[error("JetStream precondition failed: {0}")]
+    PreconditionFailed(String),
+    #[error("the stream rejected the message: {0}")]
+    PublishRejected(String),
+    #[error("no route for {0}")]
+    NotFound(String),
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        use ApiError::*;
+        match self {
+            InvalidSubject { .. }
+            | InvalidName { .. }
+            | InvalidHeader(_)
+            | InvalidBody(_)
+            | InvalidQuery(_) => StatusCode::BAD_REQUEST,
+            PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            NatsUnavailable { .. } | JetStreamUnavailable(_) | NoResponders(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            RequestTimeout(_) | AckTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
+            PublishRejected(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            NotFound(_) => StatusCode::NOT_FOUND,
+            MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The stable, machine-readable error code.
+    pub fn code(&self) -> &'static str {
+        use ApiError::*;
+        match self {
+            InvalidSubject { .. } => "invalid_subject",
+            InvalidName { .. } => "invalid_name",
+            InvalidHeader(_) => "invalid_header",
+            InvalidBody(_) => "invalid_body",
+            InvalidQuery(_) => "invalid_query",
+            PayloadTooLarge { .. } => "payload_too_large",
+            UnsupportedMediaType { .. } => "unsupported_media_type",
+            NatsUnavailable { .. } => "nats_unavailable",
+            JetStreamUnavailable(_) => "jetstream_unavailable",
+            NoResponders(_) => "no_responders",
+            RequestTimeout(_) => "request_timeout",
+            AckTimeout(_) => "ack_timeout",
+            PreconditionFailed(_) => "precondition_failed",
+            PublishRejected(_) => "publish_rejected",
+            NotFound(_) => "not_found",
+            MethodNotAllowed => "method_not_allowed",
+            Internal(_) => "internal",
+        }
+    }
+
+    /// What the client is told. Internal details stay in the log.
+    pub fn detail(&self) -> String {
+        match self {
+            ApiError::Internal(_) => "the gateway failed to handle the request".into(),
+            other => other.to_string(),
+        }
+    }
+
+    pub fn invalid_subject(subject: &str, reason: SubjectError) -> Self {
+        // Cap the echo so a 10 kB hostile subject is not reflected back whole.
+        let subject: String = subject.chars().take(128).collect();
+        ApiError::InvalidSubject { subject, reason }
+    }
+
+    pub fn internal(err: impl std::fmt::Display) -> Self {
+        ApiError::Internal(err.to_string())
+    }
+
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            ApiError::NatsUnavailable { retry_after } => Some(*retry_after),
+            ApiError::JetStreamUnavailable(_) => Some(Duration::from_secs(1)),
+            _ => None,
+        }
+    }
+
+    /// The problem document for this error.
+    pub fn problem(&self) -> Problem {
+        let status = self.status();
+        Problem {
+            problem_type: format!("{PROBLEM_TYPE_BASE}{}", self.code()),
+            title: status.canonical_reason().unwrap_or("Error").to_owned(),
+            status: status.as_u16(),
+            detail: self.detail(),
+            code: self.code().to_owned(),
+        }
+    }
+}
+
+/// Prefix of every problem `type` URI; the suffix is the error `code`.
+pub const PROBLEM_TYPE_BASE: &str = "urn:marketprism:problem:";
+
+/// An RFC 9457 problem document.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, ToSchema)]
+#[schema(example = json!({
+    "type": "urn:marketprism:problem:invalid_subject",
+    "title": "Bad Request",
+    "status": 400,
+    "detail": "invalid subject \"orders.*\": a publish subject must not contain the wildcard token '*'",
+    "code": "invalid_subject"
+}))]
+pub struct Problem {
+    /// URI identifying the problem type: `urn:marketprism:problem:<code>`.
+    #[serde(rename = "type")]
+    pub problem_type: String,
+    /// Short summary (the HTTP status phrase).
+    pub title: String,
+    /// HTTP status code.
+    pub status: u16,
+    /// Explanation specific to this occurrence.
+    pub detail: String,
+    /// Stable machine-readable error code.
+    pub code: String,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if let ApiError::Internal(cause) = &self {
+            tracing::error!(%cause, "internal error");
+        }
+        let problem = self.problem();
+        let mut response = (self.status(), axum::Json(problem)).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        if let Some(after) = self.retry_after() {
+            let secs = after.as_secs_f64().ceil().max(1.0) as u64;
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
+    }
+}
+
+impl From<axum::extract::rejection::QueryRejection> for ApiError {
+    fn from(rejection: axum::extract::rejection::QueryRejection) -> Self {
+        ApiError::InvalidQuery(rejection.body_text())
+    }
+}

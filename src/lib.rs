@@ -1,0 +1,21 @@
+//! MarketPrism message broker: an HTTP/WebSocket gateway to NATS JetStream.
+//!
+//! Module map: [`config`] loads the YAML file, [`bus`] owns the NATS
+//! connection (publish, request, routing index), [`routes`] holds one module
+//! per HTTP resource, [`error`] renders every failure as problem+json, and
+//! [`subject`] validates every name before it reaches NATS.
+
+pub mod app;
+pub mod bus;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod openapi;
+pub mod protocol;
+pub mod routes;
+pub mod subject;
+pub mod telemetry;
+
+pub use app::{AppState, Gateway, build_router};
+pub use config::Config;
+pub use error::ApiError;

@@ -1,0 +1,208 @@
+//! `POST /publish` with an NDJSON body: many messages in one request.
+//!
+//! Every line is parsed and validated before anything is sent, so a batch
+//! over the line limit publishes nothing. Valid lines are then sent in order
+//! with up to `gateway.publish.batch_max_in_flight` JetStream acks pending.
+
+use axum::Json;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::extract::{ValidQuery, media_type, read_body};
+use super::publish::PublishQuery;
+use crate::app::AppState;
+use crate::bus::{Outbound, PublishReceipt, Route};
+use crate::error::{ApiError, Problem};
+use crate::protocol::{ItemError, PublishFields};
+
+/// Media types accepted for a batch.
+const NDJSON_TYPES: [&str; 3] = [
+    "application/x-ndjson",
+    "application/ndjson",
+    "application/jsonl",
+];
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BatchResponse {
+    /// Lines published successfully.
+    pub published: usize,
+    /// Lines that failed (see their `error`).
+    pub failed: usize,
+    /// One entry per non-blank input line, in input order.
+    pub results: Vec<LineResult>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LineResult {
+    /// 1-based line number in the request body.
+    pub line: usize,
+    #[serde(flatten)]
+    pub outcome: LineOutcome,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum LineOutcome {
+    Published(PublishReceipt),
+    Failed {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        subject: Option<String>,
+        error: ItemError,
+    },
+}
+
+/// Publish a batch of messages (NDJSON).
+///
+/// One JSON object per line: `{"subject": …, "data": <any JSON>}` or
+/// `{"subject": …, "data_base64": "…"}`, optionally with `"headers": {name:
+/// value}` and `"msg_id"`. The response has one result per line in order:
+/// the same fields as a single publish, or an `error` with `code` and
+/// `message` for that line alone. Status 200 when every line succeeded, 207
+/// when some failed. `?ack=false` sends every line over core NATS.
+#[utoipa::path(
+    post,
+    path = "/publish",
+    tag = "publish",
+    params(PublishQuery),
+    request_body(content = Vec<crate::protocol::PublishLine>, content_type = "application/x-ndjson", description = "One JSON object per line"),
+    responses(
+        (status = 200, description = "Every line was published", body = BatchResponse),
+        (status = 207, description = "Some lines failed; see each result's `error`", body = BatchResponse),
+        (status = 400, description = "`invalid_body` (empty batch) or `invalid_query`", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "`payload_too_large`: over `gateway.publish.batch_max_bytes` or `batch_max_lines`; nothing was published", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "`unsupported_media_type`: Content-Type is not `application/x-ndjson`", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`nats_unavailable`: nothing was published", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn publish_batch(
+    State(state): State<AppState>,
+    ValidQuery(query): ValidQuery<PublishQuery>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<(StatusCode, Json<BatchResponse>), ApiError> {
+    let settings = &state.config.gateway.publish;
+    if !media_type(&headers).is_some_and(|m| NDJSON_TYPES.contains(&m.as_str())) {
+        return Err(ApiError::UnsupportedMediaType {
+            expected: "application/x-ndjson",
+        });
+    }
+    let body = read_body(&headers, body, settings.batch_max_bytes, "batch body").await?;
+    let lines = parse_lines(&body, settings.batch_max_lines)?;
+    state.bus.ensure_connected()?;
+    let route = match query.ack {
+        Some(false) => Route::CoreOnly,
+        _ => Route::Auto,
+    };
+    let results = publish_lines(&state, lines, route, settings.batch_max_in_flight).await;
+    let failed = results
+        .iter()
+        .filter(|r| matches!(r.outcome, LineOutcome::Failed { .. }))
+        .count();
+    let status = if failed == 0 {
+        StatusCode::OK
+    } else {
+        StatusCode::MULTI_STATUS
+    };
+    Ok((
+        status,
+        Json(BatchResponse {
+            published: results.len() - failed,
+            failed,
+            results,
+        }),
+    ))
+}
+
+/// A parsed line: its number and either a message or why it is invalid.
+struct Line {
+    number: usize,
+    subject: Option<String>,
+    parsed: Result<Outbound, ApiError>,
+}
+
+fn parse_lines(body: &Bytes, max_lines: usize) -> Result<Vec<Line>, ApiError> {
+    let mut lines = Vec::new();
+    for (index, raw) in body.split(|&b| b == b'\n').enumerate() {
+        let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+        if raw.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        if lines.len() == max_lines {
+            return Err(ApiError::PayloadTooLarge {
+                what: "batch",
+                limit: max_lines,
+                unit: "lines",
+            });
+        }
+        let (subject, parsed) = match serde_json::from_slice::<PublishFields>(raw) {
+            Ok(fields) => (Some(fields.subject.clone()), fields.into_outbound(body)),
+            Err(err) => (
+                None,
+                Err(ApiError::InvalidBody(format!(
+                    "line is not a valid publish object: {err}"
+                ))),
+            ),
+        };
+        lines.push(Line {
+            number: index + 1,
+            subject,
+            parsed,
+        });
+    }
+    if lines.is_empty() {
+        return Err(ApiError::InvalidBody("the batch has no lines".into()));
+    }
+    Ok(lines)
+}
+
+async fn publish_lines(
+    state: &AppState,
+    lines: Vec<Line>,
+    route: Route,
+    max_in_flight: usize,
+) -> Vec<LineResult> {
+    let mut outcomes: Vec<Option<Result<PublishReceipt, ApiError>>> =
+        (0..lines.len()).map(|_| None).collect();
+    let mut pending = FuturesUnordered::new();
+    let mut meta = Vec::with_capacity(lines.len());
+    for (slot, line) in lines.into_iter().enumerate() {
+        meta.push((line.number, line.subject));
+        let msg = match line.parsed {
+            Ok(msg) => msg,
+            Err(err) => {
+                outcomes[slot] = Some(Err(err));
+                continue;
+            }
+        };
+        if pending.len() >= max_in_flight
+            && let Some((done, result)) = pending.next().await
+        {
+            outcomes[done] = Some(result);
+        }
+        match state.bus.start_publish(msg, route).await {
+            Ok(in_flight) => pending.push(async move { (slot, in_flight.finish().await) }),
+            Err(err) => outcomes[slot] = Some(Err(err)),
+        }
+    }
+    while let Some((done, result)) = pending.next().await {
+        outcomes[done] = Some(result);
+    }
+    meta.into_iter()
+        .zip(outcomes)
+        .map(|((line, subject), outcome)| LineResult {
+            line,
+            outcome: match outcome.expect("every line has an outcome") {
+                Ok(receipt) => LineOutcome::Published(receipt),
+                Err(err) => LineOutcome::Failed {
+                    subject,
+                    error: ItemError::from(&err),
+                },
+            },
+        })
+        .collect()
+}

@@ -1,0 +1,79 @@
+//! Extractors whose failures come out in the gateway's problem+json shape.
+
+use axum::body::{Body, Bytes};
+use axum::extract::{FromRequestParts, Path};
+use axum::http::HeaderMap;
+use axum::http::request::Parts;
+
+use crate::error::ApiError;
+use crate::subject::{Subject, SubjectError};
+
+/// `{subject}` path segment, percent-decoded and validated as a publish subject.
+pub struct SubjectPath(pub Subject);
+
+impl<S: Send + Sync> FromRequestParts<S> for SubjectPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Path(raw) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| ApiError::invalid_subject("", SubjectError::NotUtf8))?;
+        Subject::parse(&raw)
+            .map(SubjectPath)
+            .map_err(|reason| ApiError::invalid_subject(&raw, reason))
+    }
+}
+
+/// `Query<T>` with problem+json rejections.
+#[derive(axum::extract::FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(ApiError))]
+pub struct ValidQuery<T>(pub T);
+
+/// Reads a request body of at most `limit` bytes. A declared
+/// `Content-Length` over the limit is refused before reading anything.
+pub async fn read_body(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+    what: &'static str,
+) -> Result<Bytes, ApiError> {
+    let too_large = || ApiError::PayloadTooLarge {
+        what,
+        limit,
+        unit: "bytes",
+    };
+    let declared = headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limit as u64) {
+        return Err(too_large());
+    }
+    axum::body::to_bytes(body, limit).await.map_err(|err| {
+        if is_length_limit(&err) {
+            too_large()
+        } else {
+            ApiError::InvalidBody(format!("could not read the request body: {err}"))
+        }
+    })
+}
+
+fn is_length_limit(err: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = source {
+        if e.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        source = e.source();
+    }
+    false
+}
+
+/// The media type of a request, without parameters, lower-cased.
+pub fn media_type(headers: &HeaderMap) -> Option<String> {
+    let value = headers
+        .get(axum::http::header::CONTENT_TYPE)?
+        .to_str()
+        .ok()?;
+    Some(value.split(';').next()?.trim().to_ascii_lowercase())
+}

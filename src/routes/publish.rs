@@ -1,0 +1,95 @@
+//! `POST /publish/{subject}`: publish the request body, byte for byte.
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use super::extract::{SubjectPath, ValidQuery, read_body};
+use super::nats_headers;
+use crate::app::AppState;
+use crate::bus::{Outbound, PublishReceipt, Route};
+use crate::error::{ApiError, Problem};
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PublishQuery {
+    /// `false` publishes over core NATS even when a stream captures the
+    /// subject: the stream still stores it, but no ack is awaited (202).
+    pub ack: Option<bool>,
+}
+
+/// Publish one message.
+///
+/// The body is published unchanged (JSON, text, binary or empty). A subject
+/// captured by a JetStream stream is published through JetStream and the
+/// answer waits for the stream's ack (200 with `stream` and `seq`); any other
+/// subject is a core NATS publish (202). `Nats-Msg-Id` (or `Idempotency-Key`)
+/// enables JetStream deduplication: a repeat within the stream's
+/// `duplicate_window` returns the first `seq` with `duplicate: true`. Every
+/// `NatsH-<Name>` request header becomes NATS header `<Name>`, e.g.
+/// `NatsH-Nats-Expected-Last-Sequence` for optimistic concurrency (412 when
+/// it fails).
+#[utoipa::path(
+    post,
+    path = "/publish/{subject}",
+    tag = "publish",
+    params(
+        ("subject" = String, Path, description = "Literal NATS subject, e.g. `funding_rate.binance.perpetual.BTC-USDT`; no `*` or `>` tokens"),
+        PublishQuery,
+        ("Nats-Msg-Id" = Option<String>, Header, description = "Message id for JetStream deduplication"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Alias of `Nats-Msg-Id`"),
+    ),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The message payload, any media type, published byte-exact"),
+    responses(
+        (status = 200, description = "Stored by a stream (JetStream ack received)", body = PublishReceipt),
+        (status = 202, description = "Published on core NATS (no stream captures the subject, or `ack=false`)", body = PublishReceipt),
+        (status = 400, description = "`invalid_subject`, `invalid_header` or `invalid_query`", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "`precondition_failed`: a `Nats-Expected-*` header did not hold", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "`payload_too_large`: body over `gateway.publish.max_body_bytes` or the server's `max_payload`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`publish_rejected`: the stream refused the message (e.g. its limits with `discard: new`)", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`nats_unavailable` (with `Retry-After`) or `jetstream_unavailable`", body = Problem, content_type = "application/problem+json"),
+        (status = 504, description = "`ack_timeout`: the stream did not ack within `gateway.publish.ack_timeout_ms`", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn publish_one(
+    State(state): State<AppState>,
+    SubjectPath(subject): SubjectPath,
+    ValidQuery(query): ValidQuery<PublishQuery>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<(StatusCode, Json<PublishReceipt>), ApiError> {
+    let nats_headers = nats_headers::from_http(&headers)?.build();
+    let payload = read_body(&headers, body, body_limit(&state), "request body").await?;
+    let route = match query.ack {
+        Some(false) => Route::CoreOnly,
+        _ => Route::Auto,
+    };
+    let msg = Outbound {
+        subject,
+        payload,
+        headers: nats_headers,
+    };
+    let receipt = state.bus.publish(msg, route).await?;
+    Ok((receipt_status(&receipt), Json(receipt)))
+}
+
+/// 200 when a stream stored the message, 202 when it went out on core NATS.
+pub fn receipt_status(receipt: &PublishReceipt) -> StatusCode {
+    if receipt.is_stored() {
+        StatusCode::OK
+    } else {
+        StatusCode::ACCEPTED
+    }
+}
+
+/// The configured body limit, lowered to the server's `max_payload` once known.
+pub fn body_limit(state: &AppState) -> usize {
+    let configured = state.config.gateway.publish.max_body_bytes;
+    match state.bus.max_payload() {
+        0 => configured,
+        server => configured.min(server),
+    }
+}

@@ -1,0 +1,69 @@
+//! Shared test harness: a real nats-server per test, the gateway started
+//! in-process on port 0, and typed request helpers.
+#![allow(dead_code)]
+
+mod app;
+mod nats;
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+#[allow(unused_imports)]
+pub use app::{TestApp, problem, spawn_app, spawn_app_with, test_config};
+#[allow(unused_imports)]
+pub use nats::{NatsServer, nats_server_bin, unused_port};
+
+/// Polls `check` until it returns true; panics with `what` after `timeout`.
+/// Tests never sleep for a fixed time: they wait for the observable state.
+pub async fn wait_until<F, Fut>(timeout: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if check().await {
+            return;
+        }
+        if Instant::now() >= deadline {
+            panic!("timed out after {timeout:?} waiting until {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A sample payload from `tests/fixtures/payloads` (realistic sizes).
+pub fn payload(name: &str) -> Vec<u8> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/payloads")
+        .join(format!("{name}.json"));
+    std::fs::read(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+}
+
+/// Creates a stream directly on the server (not through the gateway).
+pub async fn create_stream(
+    js: &async_nats::jetstream::Context,
+    name: &str,
+    subjects: &[&str],
+) -> async_nats::jetstream::stream::Stream {
+    js.create_stream(async_nats::jetstream::stream::Config {
+        name: name.to_owned(),
+        subjects: subjects.iter().map(|s| s.to_string()).collect(),
+        duplicate_window: Duration::from_secs(120),
+        ..Default::default()
+    })
+    .await
+    .expect("create stream")
+}
+
+/// Receives the next message or panics after `timeout`.
+pub async fn next_message(
+    sub: &mut async_nats::Subscriber,
+    timeout: Duration,
+) -> async_nats::Message {
+    use futures::StreamExt;
+    tokio::time::timeout(timeout, sub.next())
+        .await
+        .expect("a message within the timeout")
+        .expect("subscription open")
+}
