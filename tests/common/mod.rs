@@ -67,3 +67,16 @@ pub async fn next_message(
         .expect("a message within the timeout")
         .expect("subscription open")
 }
+
+/// Subscribes and returns once the server has registered the interest, so a
+/// message published by another connection right after is not missed.
+/// (`flush` only writes the SUB; a request round trip proves it was read.)
+pub async fn subscribe(client: &async_nats::Client, subject: &str) -> async_nats::Subscriber {
+    let sub = client
+        .subscribe(subject.to_owned())
+        .await
+        .expect("subscribe");
+    let probe = async_nats::Request::new().timeout(Some(Duration::from_millis(500)));
+    let _ = client.send_request("_harness.sync", probe).await;
+    sub
+}

@@ -1,0 +1,167 @@
+//! The `message-broker` binary: config errors, the seed file, env override,
+//! serving, and a clean exit on SIGTERM.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+use reqwest::StatusCode;
+
+const BIN: &str = env!("CARGO_BIN_EXE_message-broker");
+
+fn write_config(text: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("broker.yaml");
+    std::fs::write(&path, text).unwrap();
+    (dir, path)
+}
+
+#[test]
+fn malformed_config_exits_non_zero_naming_file_and_key_path() {
+    let (_dir, path) = write_config("service:\n  port: eighty\n");
+    let out = Command::new(BIN).arg("-c").arg(&path).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&path.display().to_string()), "{stderr}");
+    assert!(stderr.contains("service.port"), "{stderr}");
+}
+
+#[test]
+fn missing_config_file_exits_non_zero() {
+    let out = Command::new(BIN)
+        .args(["--config", "/nonexistent/broker.yaml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/broker.yaml"));
+}
+
+#[test]
+fn seed_config_loads_unchanged_and_unused_sections_are_named_once() {
+    let seed = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/seed/unified_message_broker.yaml"
+    );
+    let out = Command::new(BIN)
+        .args(["-c", seed, "check-config"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let warnings: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.contains("not used by this gateway"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{stdout}");
+    for key in ["lsr_subscriber", "monitoring", "logging.file"] {
+        assert!(warnings[0].contains(key), "{key} named in {}", warnings[0]);
+    }
+    assert!(stdout.contains("streams: MARKET_DATA"));
+}
+
+#[test]
+fn env_var_overrides_nats_url() {
+    let seed = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/seed/unified_message_broker.yaml"
+    );
+    let out = Command::new(BIN)
+        .args(["-c", seed, "check-config"])
+        .env(
+            "MARKETPRISM_NATS_URL",
+            "nats://10.0.0.1:4222,nats://10.0.0.2:4222",
+        )
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("nats: nats://10.0.0.1:4222, nats://10.0.0.2:4222"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn openapi_command_prints_the_committed_document() {
+    let out = Command::new(BIN).arg("openapi").output().unwrap();
+    assert!(out.status.success());
+    let committed =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi/openapi.json"))
+            .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim_end(),
+        committed.trim_end()
+    );
+}
+
+#[tokio::test]
+async fn binary_serves_with_env_nats_url_and_exits_0_on_sigterm() {
+    let nats = NatsServer::start().await;
+    let (_dir, path) = write_config(
+        "service: {host: 127.0.0.1, port: 0}\nnats_client: {nats_url: 'nats://127.0.0.1:1'}\nlogging: {format: json}\n",
+    );
+    let mut child = Command::new(BIN)
+        .arg("-c")
+        .arg(&path)
+        .env("MARKETPRISM_NATS_URL", nats.url())
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let addr = loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("a 'listening' log line");
+        let Ok(log) = serde_json::from_str::<serde_json::Value>(&line) else {
+            continue;
+        };
+        if log["message"] == "listening" {
+            break log["addr"].as_str().unwrap().to_owned();
+        }
+    };
+    let http = reqwest::Client::new();
+    let health = format!("http://{addr}/healthz");
+    wait_until(
+        Duration::from_secs(10),
+        "the binary reports healthy",
+        || async {
+            http.get(&health)
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == StatusCode::OK)
+        },
+    )
+    .await;
+    let term = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "exits within 15 s of SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(status.code(), Some(0));
+}

@@ -1,0 +1,156 @@
+//! The OpenAPI document, its committed copy, Swagger UI and error routes.
+
+mod common;
+
+use common::*;
+use reqwest::StatusCode;
+use serde_json::Value;
+
+fn committed() -> Value {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("openapi/openapi.json");
+    let text = std::fs::read_to_string(&path).expect("openapi/openapi.json is committed");
+    serde_json::from_str(&text).expect("committed document is JSON")
+}
+
+#[tokio::test]
+async fn served_openapi_equals_the_committed_file() {
+    let nats = NatsServer::start().await;
+    let app = spawn_app(&nats.url()).await;
+    let res = app.get("/openapi.json").await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let served: Value = res.json().await.unwrap();
+    assert_eq!(
+        served,
+        committed(),
+        "openapi/openapi.json is stale: run `cargo run -q -- openapi > openapi/openapi.json`"
+    );
+    assert_eq!(served["openapi"], "3.1.0");
+}
+
+#[test]
+fn committed_file_is_byte_identical_to_the_generator_output() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("openapi/openapi.json");
+    let text = std::fs::read_to_string(path).unwrap();
+    assert_eq!(
+        text.trim_end(),
+        message_broker::openapi::to_pretty_json().trim_end(),
+        "openapi/openapi.json is stale: run `cargo run -q -- openapi > openapi/openapi.json`"
+    );
+}
+
+#[test]
+fn every_operation_documents_its_errors_as_problem_json() {
+    let doc = committed();
+    let paths = doc["paths"].as_object().unwrap();
+    for route in [
+        "/publish/{subject}",
+        "/publish",
+        "/request/{subject}",
+        "/healthz",
+        "/livez",
+    ] {
+        assert!(paths.contains_key(route), "{route} is documented");
+    }
+    for (path, item) in paths {
+        for (method, op) in item.as_object().unwrap() {
+            let responses = op["responses"].as_object().unwrap();
+            let errors: Vec<&String> = responses
+                .keys()
+                .filter(|s| s.starts_with('4') || s.starts_with('5'))
+                .collect();
+            if path.starts_with("/livez") || path.starts_with("/healthz") {
+                continue;
+            }
+            assert!(
+                !errors.is_empty(),
+                "{method} {path} documents error responses"
+            );
+            for status in errors {
+                let content = &responses[status]["content"];
+                assert!(
+                    content.get("application/problem+json").is_some(),
+                    "{method} {path} {status} is problem+json"
+                );
+                assert_eq!(
+                    content["application/problem+json"]["schema"]["$ref"],
+                    "#/components/schemas/Problem",
+                    "{method} {path} {status}"
+                );
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn swagger_ui_is_served_from_the_binary() {
+    let nats = NatsServer::start().await;
+    let app = spawn_app(&nats.url()).await;
+    let res = app.get("/docs/").await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    assert!(res.text().await.unwrap().contains("swagger-ui"));
+    let init = app.get("/docs/swagger-initializer.js").await;
+    assert_eq!(init.status(), StatusCode::OK);
+    assert!(
+        init.text().await.unwrap().contains("/openapi.json"),
+        "UI loads our document"
+    );
+    assert_eq!(
+        app.get("/docs/swagger-ui-bundle.js").await.status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn unknown_route_returns_404_problem() {
+    let nats = NatsServer::start().await;
+    let app = spawn_app(&nats.url()).await;
+    let (status, code, doc) = problem(app.get("/no/such/route").await).await;
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::NOT_FOUND, "not_found")
+    );
+    assert!(doc["detail"].as_str().unwrap().contains("/no/such/route"));
+}
+
+#[tokio::test]
+async fn wrong_method_returns_405_problem() {
+    let nats = NatsServer::start().await;
+    let app = spawn_app(&nats.url()).await;
+    let res = app
+        .http
+        .delete(app.url("/publish/a.b"))
+        .send()
+        .await
+        .unwrap();
+    let (status, code, _) = problem(res).await;
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed")
+    );
+}
+
+#[tokio::test]
+async fn request_id_is_echoed_or_generated() {
+    let nats = NatsServer::start().await;
+    let app = spawn_app(&nats.url()).await;
+    let res = app
+        .http
+        .get(app.url("/livez"))
+        .header("x-request-id", "abc-123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.headers()["x-request-id"], "abc-123");
+    let res = app.get("/livez").await;
+    assert_eq!(
+        res.headers()["x-request-id"].to_str().unwrap().len(),
+        36,
+        "a UUID"
+    );
+}
