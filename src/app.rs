@@ -6,13 +6,15 @@ use std::ops::Deref;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::bus::{self, Bus};
 use crate::config::Config;
+use crate::fanout::Hub;
+use crate::net::{ClientAddr, GatewayListener};
 
 /// State shared by every handler; cheap to clone.
 #[derive(Clone)]
@@ -26,6 +28,10 @@ pub struct Inner {
     pub shutdown: CancellationToken,
     /// Tracks long-lived tasks so shutdown can wait for them.
     pub tasks: TaskTracker,
+    /// Fan-out of NATS subscriptions to sockets.
+    pub hub: Hub,
+    /// One permit per WebSocket connection (`gateway.websocket.max_connections`).
+    pub ws_slots: Arc<Semaphore>,
 }
 
 impl Deref for AppState {
@@ -38,11 +44,15 @@ impl Deref for AppState {
 
 impl AppState {
     pub fn new(config: Arc<Config>, bus: Arc<Bus>, shutdown: CancellationToken) -> Self {
+        let hub = Hub::new(bus.client().clone(), bus.settings().send_timeout);
+        let ws_slots = Arc::new(Semaphore::new(config.gateway.websocket.max_connections));
         Self(Arc::new(Inner {
             config,
             bus,
             shutdown,
             tasks: TaskTracker::new(),
+            hub,
+            ws_slots,
         }))
     }
 }
@@ -132,20 +142,17 @@ impl Gateway {
                 }
             }
         };
-        let listener = listener.tap_io(|tcp| {
-            // Small frames (acks, market ticks) must not wait for Nagle.
-            let _ = tcp.set_nodelay(true);
-        });
         let app = build_router(state.clone());
         let served = axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
+            GatewayListener::new(listener),
+            app.into_make_service_with_connect_info::<ClientAddr>(),
         )
         .with_graceful_shutdown(stop)
         .await;
 
         state.tasks.close();
         state.tasks.wait().await;
+        state.hub.close().await;
         // Flush what the client still buffers; bounded so a dead server
         // cannot hold the process.
         let _ = tokio::time::timeout(

@@ -55,6 +55,18 @@ pub enum ApiError {
     PublishRejected(String),
     #[error("no route for {0}")]
     NotFound(String),
+    #[error(
+        "this route expects a WebSocket upgrade (GET with Connection: Upgrade, Upgrade: websocket)"
+    )]
+    UpgradeRequired,
+    #[error("the gateway has reached its limit of {0} connections")]
+    TooManyConnections(usize),
+    #[error("a socket may hold at most {0} subscriptions")]
+    TooManySubscriptions(usize),
+    #[error("not subscribed to {0}")]
+    NotSubscribed(String),
+    #[error("{0}")]
+    InvalidOp(String),
     #[error("method not allowed")]
     MethodNotAllowed,
     #[error("internal error: {0}")]
@@ -69,12 +81,17 @@ impl ApiError {
             | InvalidName { .. }
             | InvalidHeader(_)
             | InvalidBody(_)
-            | InvalidQuery(_) => StatusCode::BAD_REQUEST,
+            | InvalidQuery(_)
+            | TooManySubscriptions(_)
+            | NotSubscribed(_)
+            | InvalidOp(_) => StatusCode::BAD_REQUEST,
+            UpgradeRequired => StatusCode::UPGRADE_REQUIRED,
             PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            NatsUnavailable { .. } | JetStreamUnavailable(_) | NoResponders(_) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            NatsUnavailable { .. }
+            | JetStreamUnavailable(_)
+            | NoResponders(_)
+            | TooManyConnections(_) => StatusCode::SERVICE_UNAVAILABLE,
             RequestTimeout(_) | AckTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             PublishRejected(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -103,6 +120,11 @@ impl ApiError {
             PreconditionFailed(_) => "precondition_failed",
             PublishRejected(_) => "publish_rejected",
             NotFound(_) => "not_found",
+            UpgradeRequired => "upgrade_required",
+            TooManyConnections(_) => "too_many_connections",
+            TooManySubscriptions(_) => "too_many_subscriptions",
+            NotSubscribed(_) => "not_subscribed",
+            InvalidOp(_) => "invalid_op",
             MethodNotAllowed => "method_not_allowed",
             Internal(_) => "internal",
         }
@@ -129,7 +151,9 @@ impl ApiError {
     fn retry_after(&self) -> Option<Duration> {
         match self {
             ApiError::NatsUnavailable { retry_after } => Some(*retry_after),
-            ApiError::JetStreamUnavailable(_) => Some(Duration::from_secs(1)),
+            ApiError::JetStreamUnavailable(_) | ApiError::TooManyConnections(_) => {
+                Some(Duration::from_secs(1))
+            }
             _ => None,
         }
     }

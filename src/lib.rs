@@ -10,11 +10,15 @@ pub mod bus;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod fanout;
+pub mod frame;
+pub mod net;
 pub mod openapi;
 pub mod protocol;
 pub mod routes;
 pub mod subject;
 pub mod telemetry;
+pub mod ws;
 
 pub use app::{AppState, Gateway, build_router};
 pub use config::Config;

@@ -21,6 +21,7 @@ with a stable `code`.",
     tags(
         (name = "publish", description = "Publish messages to NATS subjects; JetStream-captured subjects are acked by their stream"),
         (name = "request", description = "NATS request/reply"),
+        (name = "subscribe", description = "WebSocket subscriptions: live fan-out, control ops, publishing over the socket"),
         (name = "health", description = "Readiness and liveness"),
     ),
     components(schemas(Problem))

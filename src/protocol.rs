@@ -19,6 +19,12 @@ use crate::subject::Subject;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PublishFields<'a> {
+    /// `"publish"` when given (WebSocket ops carry it; batch lines may).
+    #[serde(default)]
+    pub op: Option<String>,
+    /// Client correlation id, echoed in the matching ack or error.
+    #[serde(default, borrow)]
+    pub id: Option<&'a RawValue>,
     pub subject: String,
     #[serde(default, borrow)]
     pub data: Option<&'a RawValue>,
@@ -44,12 +50,20 @@ pub struct PublishLine {
     headers: Option<std::collections::HashMap<String, String>>,
     /// Sets `Nats-Msg-Id` for JetStream deduplication.
     msg_id: Option<String>,
+    /// Correlation id (any JSON value), echoed in this line's result.
+    id: Option<serde_json::Value>,
 }
 
 impl PublishFields<'_> {
     /// Validates the fields into a message. `source` is the buffer the JSON
     /// was parsed from, so a JSON `data` payload is sliced out of it, not copied.
     pub fn into_outbound(self, source: &Bytes) -> Result<Outbound, ApiError> {
+        if self.op.as_deref().is_some_and(|op| op != "publish") {
+            return Err(ApiError::InvalidOp(format!(
+                "op must be \"publish\" here, not {:?}",
+                self.op.unwrap_or_default()
+            )));
+        }
         let subject = Subject::parse(&self.subject)
             .map_err(|e| ApiError::invalid_subject(&self.subject, e))?;
         let payload = match (self.data, self.data_base64) {

@@ -13,6 +13,7 @@ pub struct GatewayConfig {
     pub publish: PublishSettings,
     pub request: RequestSettings,
     pub jetstream: JetStreamSettings,
+    pub websocket: WebSocketSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -99,6 +100,79 @@ impl JetStreamSettings {
 
     pub fn api_timeout(&self) -> Duration {
         Duration::from_millis(self.api_timeout_ms)
+    }
+}
+
+/// What happens when a socket's outbound queue is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SlowConsumerPolicy {
+    /// Drop the newest messages, count them, and send `{"type":"dropped","count":N}`
+    /// once the client has caught up.
+    Drop,
+    /// Keep only the latest pending message per subject (orderbook snapshots).
+    Conflate,
+    /// Close the socket with code 1008 "slow consumer".
+    Close,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct WebSocketSettings {
+    /// Most WebSocket connections at once (503 `too_many_connections` past it).
+    pub max_connections: usize,
+    /// Most subscriptions one socket may hold.
+    pub max_subscriptions_per_socket: usize,
+    /// Largest client frame/message accepted; bigger ones close the socket with 1009.
+    pub max_frame_bytes: usize,
+    /// Outbound queue bound per socket, in messages.
+    pub queue_max_messages: usize,
+    /// Outbound queue bound per socket, in bytes.
+    pub queue_max_bytes: usize,
+    /// Policy when the outbound queue is full; a client may pick another with `?policy=`.
+    pub slow_consumer_policy: SlowConsumerPolicy,
+    /// Interval between server pings.
+    pub ping_interval_ms: u64,
+    /// A socket that has not answered a ping (or has not accepted a write) for
+    /// this long after it was due is closed.
+    pub pong_timeout_ms: u64,
+    /// Replies (acks, errors) waiting for one socket; past it the socket is closed
+    /// (the client sends ops without reading the answers).
+    pub max_pending_replies: usize,
+    /// JetStream publishes one socket may have waiting for acks.
+    pub max_publishes_in_flight: usize,
+    /// tungstenite read buffer per socket (its default is 128 KiB).
+    pub read_buffer_bytes: usize,
+    /// tungstenite write buffer per socket (its default is 128 KiB).
+    pub write_buffer_bytes: usize,
+}
+
+impl Default for WebSocketSettings {
+    fn default() -> Self {
+        Self {
+            max_connections: 10_000,
+            max_subscriptions_per_socket: 100,
+            max_frame_bytes: 1024 * 1024,
+            queue_max_messages: 1_024,
+            queue_max_bytes: 4 * 1024 * 1024,
+            slow_consumer_policy: SlowConsumerPolicy::Drop,
+            ping_interval_ms: 20_000,
+            pong_timeout_ms: 10_000,
+            max_pending_replies: 1_024,
+            max_publishes_in_flight: 1_024,
+            read_buffer_bytes: 4 * 1024,
+            write_buffer_bytes: 4 * 1024,
+        }
+    }
+}
+
+impl WebSocketSettings {
+    pub fn ping_interval(&self) -> Duration {
+        Duration::from_millis(self.ping_interval_ms)
+    }
+
+    pub fn pong_timeout(&self) -> Duration {
+        Duration::from_millis(self.pong_timeout_ms)
     }
 }
 

@@ -14,7 +14,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-pub use gateway::{GatewayConfig, JetStreamSettings, PublishSettings, RequestSettings};
+pub use gateway::{
+    GatewayConfig, JetStreamSettings, PublishSettings, RequestSettings, SlowConsumerPolicy,
+    WebSocketSettings,
+};
 pub use nats::{NatsClientConfig, NatsUrls};
 pub use streams::{DiscardPolicy, RetentionPolicy, StorageType, StreamSpec};
 

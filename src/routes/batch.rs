@@ -11,6 +11,7 @@ use axum::http::{HeaderMap, StatusCode};
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use serde::Serialize;
+use serde_json::value::RawValue;
 use utoipa::ToSchema;
 
 use super::extract::{ValidQuery, media_type, read_body};
@@ -41,6 +42,10 @@ pub struct BatchResponse {
 pub struct LineResult {
     /// 1-based line number in the request body.
     pub line: usize,
+    /// The line's `id`, when it had one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub id: Option<Box<RawValue>>,
     #[serde(flatten)]
     pub outcome: LineOutcome,
 }
@@ -60,7 +65,7 @@ pub enum LineOutcome {
 ///
 /// One JSON object per line: `{"subject": …, "data": <any JSON>}` or
 /// `{"subject": …, "data_base64": "…"}`, optionally with `"headers": {name:
-/// value}` and `"msg_id"`. The response has one result per line in order:
+/// value}`, `"msg_id"` and a correlation `"id"` (echoed in the result). The response has one result per line in order:
 /// the same fields as a single publish, or an `error` with `code` and
 /// `message` for that line alone. Status 200 when every line succeeded, 207
 /// when some failed. `?ack=false` sends every line over core NATS.
@@ -121,6 +126,7 @@ pub async fn publish_batch(
 /// A parsed line: its number and either a message or why it is invalid.
 struct Line {
     number: usize,
+    id: Option<Box<RawValue>>,
     subject: Option<String>,
     parsed: Result<Outbound, ApiError>,
 }
@@ -139,9 +145,14 @@ fn parse_lines(body: &Bytes, max_lines: usize) -> Result<Vec<Line>, ApiError> {
                 unit: "lines",
             });
         }
-        let (subject, parsed) = match serde_json::from_slice::<PublishFields>(raw) {
-            Ok(fields) => (Some(fields.subject.clone()), fields.into_outbound(body)),
+        let (id, subject, parsed) = match serde_json::from_slice::<PublishFields>(raw) {
+            Ok(fields) => (
+                fields.id.map(ToOwned::to_owned),
+                Some(fields.subject.clone()),
+                fields.into_outbound(body),
+            ),
             Err(err) => (
+                None,
                 None,
                 Err(ApiError::InvalidBody(format!(
                     "line is not a valid publish object: {err}"
@@ -150,6 +161,7 @@ fn parse_lines(body: &Bytes, max_lines: usize) -> Result<Vec<Line>, ApiError> {
         };
         lines.push(Line {
             number: index + 1,
+            id,
             subject,
             parsed,
         });
@@ -171,7 +183,7 @@ async fn publish_lines(
     let mut pending = FuturesUnordered::new();
     let mut meta = Vec::with_capacity(lines.len());
     for (slot, line) in lines.into_iter().enumerate() {
-        meta.push((line.number, line.subject));
+        meta.push((line.number, line.id, line.subject));
         let msg = match line.parsed {
             Ok(msg) => msg,
             Err(err) => {
@@ -194,8 +206,9 @@ async fn publish_lines(
     }
     meta.into_iter()
         .zip(outcomes)
-        .map(|((line, subject), outcome)| LineResult {
+        .map(|((line, id, subject), outcome)| LineResult {
             line,
+            id,
             outcome: match outcome.expect("every line has an outcome") {
                 Ok(receipt) => LineOutcome::Published(receipt),
                 Err(err) => LineOutcome::Failed {

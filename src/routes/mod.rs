@@ -36,6 +36,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(request::request))
         .routes(routes!(health::healthz))
         .routes(routes!(health::livez))
+        .routes(routes!(crate::ws::subscribe))
 }
 
 /// The complete router: API, OpenAPI document, Swagger UI, fallbacks, layers.

@@ -4,6 +4,7 @@
 
 mod app;
 mod nats;
+mod ws;
 
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -12,6 +13,8 @@ use std::time::{Duration, Instant};
 pub use app::{TestApp, problem, spawn_app, spawn_app_with, test_config};
 #[allow(unused_imports)]
 pub use nats::{NatsServer, nats_server_bin, unused_port};
+#[allow(unused_imports)]
+pub use ws::{Socket, WsClient};
 
 /// Polls `check` until it returns true; panics with `what` after `timeout`.
 /// Tests never sleep for a fixed time: they wait for the observable state.

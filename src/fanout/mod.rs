@@ -1,0 +1,215 @@
+//! Fan-out from NATS to many sockets.
+//!
+//! All sockets subscribed to the same subject pattern (and queue group)
+//! share one NATS subscription: a [`Topic`]. Each NATS message is encoded
+//! into a [`Frame`] once and the same bytes are pushed into every member's
+//! [`Outbox`]; pushes never block, so a slow socket only affects itself.
+//! In a queue group each message goes to one member (round robin, skipping
+//! full outboxes); the NATS subscription itself joins the queue group, so
+//! several gateway instances share the load too.
+
+pub mod outbox;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use futures::StreamExt;
+use tokio::sync::Mutex;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use outbox::{Batch, CloseReason, Outbox, OutboxLimits, Pushed};
+
+use crate::error::ApiError;
+use crate::frame::Frame;
+use crate::subject::SubjectPattern;
+
+/// A shared subscription: a subject pattern and an optional queue group.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TopicKey {
+    pub pattern: SubjectPattern,
+    pub queue: Option<String>,
+}
+
+/// Identifies one subscriber (a socket).
+pub type MemberId = u64;
+
+struct Topic {
+    key: TopicKey,
+    members: RwLock<Vec<(MemberId, Arc<Outbox>)>>,
+    next: AtomicUsize,
+    stop: CancellationToken,
+}
+
+/// Counters the hub keeps (exported as metrics).
+#[derive(Debug, Default)]
+pub struct FanoutStats {
+    pub frames_queued: AtomicU64,
+    pub dropped: AtomicU64,
+    pub conflated: AtomicU64,
+    pub slow_consumer_closes: AtomicU64,
+}
+
+pub struct Hub {
+    client: async_nats::Client,
+    topics: Mutex<HashMap<TopicKey, Arc<Topic>>>,
+    tasks: TaskTracker,
+    next_member: AtomicU64,
+    subscribe_timeout: Duration,
+    pub stats: Arc<FanoutStats>,
+}
+
+impl Hub {
+    pub fn new(client: async_nats::Client, subscribe_timeout: Duration) -> Self {
+        Self {
+            client,
+            topics: Mutex::new(HashMap::new()),
+            tasks: TaskTracker::new(),
+            next_member: AtomicU64::new(1),
+            subscribe_timeout,
+            stats: Arc::default(),
+        }
+    }
+
+    pub fn new_member_id(&self) -> MemberId {
+        self.next_member.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Adds `outbox` to the topic for `key`, subscribing on NATS if this is
+    /// the topic's first member.
+    pub async fn join(
+        &self,
+        key: &TopicKey,
+        member: MemberId,
+        outbox: Arc<Outbox>,
+    ) -> Result<(), ApiError> {
+        let mut topics = self.topics.lock().await;
+        if let Some(topic) = topics.get(key) {
+            let mut members = topic.members.write().unwrap_or_else(|e| e.into_inner());
+            if !members.iter().any(|(id, _)| *id == member) {
+                members.push((member, outbox));
+            }
+            return Ok(());
+        }
+        let pattern = key.pattern.as_str().to_owned();
+        let subscribe = async {
+            match &key.queue {
+                Some(queue) => self.client.queue_subscribe(pattern, queue.clone()).await,
+                None => self.client.subscribe(pattern).await,
+            }
+        };
+        let subscriber = match tokio::time::timeout(self.subscribe_timeout, subscribe).await {
+            Ok(Ok(subscriber)) => subscriber,
+            Ok(Err(err)) => {
+                return Err(ApiError::internal(format!("NATS subscribe failed: {err}")));
+            }
+            Err(_) => {
+                return Err(ApiError::NatsUnavailable {
+                    retry_after: Duration::from_secs(1),
+                });
+            }
+        };
+        let topic = Arc::new(Topic {
+            key: key.clone(),
+            members: RwLock::new(vec![(member, outbox)]),
+            next: AtomicUsize::new(0),
+            stop: CancellationToken::new(),
+        });
+        topics.insert(key.clone(), topic.clone());
+        self.tasks
+            .spawn(run_topic(topic, subscriber, self.stats.clone()));
+        drop(topics);
+        // Answer only once the server holds the interest, so a client can
+        // rely on receiving whatever is published after `subscribed`.
+        crate::bus::round_trip(&self.client, self.subscribe_timeout).await;
+        Ok(())
+    }
+
+    /// Removes a member; the last one out unsubscribes from NATS.
+    pub async fn leave(&self, key: &TopicKey, member: MemberId) {
+        let mut topics = self.topics.lock().await;
+        let Some(topic) = topics.get(key) else { return };
+        let now_empty = {
+            let mut members = topic.members.write().unwrap_or_else(|e| e.into_inner());
+            members.retain(|(id, _)| *id != member);
+            members.is_empty()
+        };
+        if now_empty {
+            topic.stop.cancel();
+            topics.remove(key);
+        }
+    }
+
+    /// Number of NATS subscriptions the hub holds.
+    pub async fn topic_count(&self) -> usize {
+        self.topics.lock().await.len()
+    }
+
+    /// Stops every topic (used at shutdown) and waits for their tasks.
+    pub async fn close(&self) {
+        for topic in self.topics.lock().await.drain().map(|(_, t)| t) {
+            topic.stop.cancel();
+        }
+        self.tasks.close();
+        self.tasks.wait().await;
+    }
+}
+
+async fn run_topic(
+    topic: Arc<Topic>,
+    mut subscriber: async_nats::Subscriber,
+    stats: Arc<FanoutStats>,
+) {
+    loop {
+        tokio::select! {
+            biased;
+            () = topic.stop.cancelled() => break,
+            msg = subscriber.next() => match msg {
+                Some(msg) => {
+                    let frame = Frame::message(&msg.subject, &msg.payload, msg.headers.as_ref(), None);
+                    topic.deliver(frame, &stats);
+                }
+                None => break,
+            },
+        }
+    }
+    let _ = subscriber.unsubscribe().await;
+    tracing::debug!(pattern = %topic.key.pattern, "topic closed");
+}
+
+impl Topic {
+    fn deliver(&self, frame: Frame, stats: &FanoutStats) {
+        let members = self.members.read().unwrap_or_else(|e| e.into_inner());
+        if members.is_empty() {
+            return;
+        }
+        if self.key.queue.is_some() {
+            // One member gets it: the next in turn whose queue has room.
+            let start = self.next.fetch_add(1, Ordering::Relaxed);
+            let n = members.len();
+            for i in 0..n {
+                let (_, outbox) = &members[(start + i) % n];
+                if !outbox.is_full() || i == n - 1 {
+                    record(outbox.push_message(frame), stats);
+                    return;
+                }
+            }
+        } else {
+            for (_, outbox) in members.iter() {
+                record(outbox.push_message(frame.clone()), stats);
+            }
+        }
+    }
+}
+
+fn record(pushed: Pushed, stats: &FanoutStats) {
+    let counter = match pushed {
+        Pushed::Queued => &stats.frames_queued,
+        Pushed::Conflated => &stats.conflated,
+        Pushed::Dropped => &stats.dropped,
+        Pushed::Overflow => &stats.slow_consumer_closes,
+    };
+    counter.fetch_add(1, Ordering::Relaxed);
+}

@@ -1,0 +1,362 @@
+//! A socket's bounded outbound queue. Fan-out pushes never wait: when the
+//! queue is full the slow-consumer policy decides what happens, so one slow
+//! client can neither stall the others nor grow memory past its bound.
+//! Replies to the client's own ops (acks, errors) sit in a separate queue
+//! that message pressure never drops.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+
+use tokio::sync::Notify;
+
+use crate::config::SlowConsumerPolicy;
+use crate::frame::{Frame, ServerFrame};
+
+#[derive(Debug, Clone, Copy)]
+pub struct OutboxLimits {
+    pub max_messages: usize,
+    pub max_bytes: usize,
+    pub max_replies: usize,
+}
+
+/// What happened to a pushed message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pushed {
+    Queued,
+    /// Replaced the pending message of the same subject (conflate policy).
+    Conflated,
+    /// Not queued: the queue is full (drop policy) or the socket is closing.
+    Dropped,
+    /// The queue overflowed under the close policy; the socket will close.
+    Overflow,
+}
+
+/// Why the socket must close.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CloseReason {
+    pub code: u16,
+    pub reason: &'static str,
+}
+
+/// What the writer gets from [`Outbox::next_batch`].
+#[derive(Debug)]
+pub enum Batch {
+    Frames,
+    Close(CloseReason),
+}
+
+#[derive(Default)]
+struct State {
+    messages: VecDeque<Frame>,
+    bytes: usize,
+    replies: VecDeque<Frame>,
+    /// Messages dropped since the client last heard about it.
+    dropped: u64,
+    close: Option<CloseReason>,
+}
+
+pub struct Outbox {
+    state: Mutex<State>,
+    ready: Notify,
+    limits: OutboxLimits,
+    policy: SlowConsumerPolicy,
+}
+
+pub const SLOW_CONSUMER: CloseReason = CloseReason {
+    code: 1008,
+    reason: "slow consumer",
+};
+
+impl Outbox {
+    pub fn new(limits: OutboxLimits, policy: SlowConsumerPolicy) -> Self {
+        Self {
+            state: Mutex::new(State::default()),
+            ready: Notify::new(),
+            limits,
+            policy,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues a fan-out message, applying the slow-consumer policy when full.
+    pub fn push_message(&self, frame: Frame) -> Pushed {
+        let mut s = self.lock();
+        if s.close.is_some() {
+            return Pushed::Dropped;
+        }
+        let fits = s.messages.is_empty()
+            || (s.messages.len() < self.limits.max_messages
+                && s.bytes + frame.len() <= self.limits.max_bytes);
+        let outcome = if fits {
+            s.bytes += frame.len();
+            s.messages.push_back(frame);
+            Pushed::Queued
+        } else {
+            match self.policy {
+                SlowConsumerPolicy::Drop => {
+                    s.dropped += 1;
+                    return Pushed::Dropped;
+                }
+                SlowConsumerPolicy::Conflate => conflate(&mut s, frame, &self.limits),
+                SlowConsumerPolicy::Close => {
+                    s.close = Some(SLOW_CONSUMER);
+                    Pushed::Overflow
+                }
+            }
+        };
+        drop(s);
+        if outcome != Pushed::Dropped {
+            self.ready.notify_one();
+        }
+        outcome
+    }
+
+    /// Queues a reply to the client's own op. False when the client keeps
+    /// sending ops without reading replies; the socket is then closed.
+    pub fn push_reply(&self, frame: Frame) -> bool {
+        let mut s = self.lock();
+        if s.close.is_some() {
+            return false;
+        }
+        if s.replies.len() >= self.limits.max_replies {
+            s.close = Some(CloseReason {
+                code: 1008,
+                reason: "too many unread replies",
+            });
+            drop(s);
+            self.ready.notify_one();
+            return false;
+        }
+        s.replies.push_back(frame);
+        drop(s);
+        self.ready.notify_one();
+        true
+    }
+
+    /// Asks the writer to close the socket with `reason` (first reason wins).
+    pub fn close(&self, reason: CloseReason) {
+        let mut s = self.lock();
+        s.close.get_or_insert(reason);
+        drop(s);
+        self.ready.notify_one();
+    }
+
+    /// Waits for work and moves up to `max` frames into `out`: replies
+    /// first, then messages in order; when the message queue has drained
+    /// and messages were dropped, a `dropped` frame follows.
+    pub async fn next_batch(&self, out: &mut Vec<Frame>, max: usize) -> Batch {
+        loop {
+            {
+                let mut s = self.lock();
+                if let Some(reason) = &s.close {
+                    return Batch::Close(reason.clone());
+                }
+                while out.len() < max {
+                    let Some(frame) = s.replies.pop_front() else {
+                        break;
+                    };
+                    out.push(frame);
+                }
+                while out.len() < max {
+                    let Some(frame) = s.messages.pop_front() else {
+                        break;
+                    };
+                    s.bytes -= frame.len();
+                    out.push(frame);
+                }
+                if s.messages.is_empty() && s.dropped > 0 && out.len() < max {
+                    out.push(Frame::control(&ServerFrame::Dropped { count: s.dropped }));
+                    s.dropped = 0;
+                }
+                if !out.is_empty() {
+                    return Batch::Frames;
+                }
+            }
+            self.ready.notified().await;
+        }
+    }
+
+    /// Whether the next message would hit the bound.
+    pub fn is_full(&self) -> bool {
+        let s = self.lock();
+        s.close.is_some()
+            || s.messages.len() >= self.limits.max_messages
+            || s.bytes >= self.limits.max_bytes
+    }
+
+    /// Messages and bytes waiting (for metrics and tests).
+    pub fn pending(&self) -> (usize, usize) {
+        let s = self.lock();
+        (s.messages.len(), s.bytes)
+    }
+}
+
+/// Makes room under the conflate policy: older pending frames of the new
+/// frame's subject go, then every subject keeps only its newest pending
+/// frame. The new frame is appended if it then fits; only when every
+/// pending frame is the sole one of its subject is it dropped (counted).
+fn conflate(s: &mut State, frame: Frame, limits: &OutboxLimits) -> Pushed {
+    let old: Vec<Frame> = s.messages.drain(..).collect();
+    let mut seen = std::collections::HashSet::new();
+    if let Some(subject) = &frame.subject {
+        seen.insert(subject.as_str());
+    }
+    // Walk newest to oldest, keeping the first (newest) frame per subject.
+    let mut keep = vec![false; old.len()];
+    for (i, f) in old.iter().enumerate().rev() {
+        keep[i] = f
+            .subject
+            .as_ref()
+            .is_none_or(|subject| seen.insert(subject.as_str()));
+    }
+    s.messages = old
+        .into_iter()
+        .zip(keep)
+        .filter_map(|(f, k)| k.then_some(f))
+        .collect();
+    s.bytes = s.messages.iter().map(Frame::len).sum();
+    let fits = s.messages.len() < limits.max_messages && s.bytes + frame.len() <= limits.max_bytes;
+    if fits {
+        s.bytes += frame.len();
+        s.messages.push_back(frame);
+        Pushed::Conflated
+    } else {
+        s.dropped += 1;
+        Pushed::Dropped
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(subject: &str, body: &str) -> Frame {
+        Frame::message(
+            &async_nats::Subject::from(subject),
+            body.as_bytes(),
+            None,
+            None,
+        )
+    }
+
+    fn outbox(policy: SlowConsumerPolicy) -> Outbox {
+        Outbox::new(
+            OutboxLimits {
+                max_messages: 2,
+                max_bytes: 1 << 20,
+                max_replies: 2,
+            },
+            policy,
+        )
+    }
+
+    async fn drain(o: &Outbox) -> Vec<String> {
+        let mut out = Vec::new();
+        match o.next_batch(&mut out, 100).await {
+            Batch::Frames => out.iter().map(|f| f.text.to_string()).collect(),
+            Batch::Close(r) => vec![format!("close {} {}", r.code, r.reason)],
+        }
+    }
+
+    #[tokio::test]
+    async fn drop_policy_drops_newest_and_reports_the_count_after_draining() {
+        let o = outbox(SlowConsumerPolicy::Drop);
+        assert_eq!(o.push_message(frame("a", "1")), Pushed::Queued);
+        assert_eq!(o.push_message(frame("a", "2")), Pushed::Queued);
+        assert_eq!(o.push_message(frame("a", "3")), Pushed::Dropped);
+        assert_eq!(o.push_message(frame("b", "4")), Pushed::Dropped);
+        let got = drain(&o).await;
+        assert_eq!(got.len(), 3);
+        assert!(got[0].contains(r#""data":1"#) && got[1].contains(r#""data":2"#));
+        assert_eq!(got[2], r#"{"type":"dropped","count":2}"#);
+        assert_eq!(o.pending(), (0, 0));
+    }
+
+    #[tokio::test]
+    async fn conflate_policy_keeps_the_latest_per_subject() {
+        let o = outbox(SlowConsumerPolicy::Conflate);
+        o.push_message(frame("a", "1"));
+        o.push_message(frame("b", "1"));
+        assert_eq!(o.push_message(frame("a", "2")), Pushed::Conflated);
+        assert_eq!(o.push_message(frame("a", "3")), Pushed::Conflated);
+        assert_eq!(
+            o.push_message(frame("c", "1")),
+            Pushed::Dropped,
+            "two distinct subjects already fill the queue"
+        );
+        let got = drain(&o).await;
+        assert!(got[0].contains(r#""subject":"b""#), "{got:?}");
+        assert!(
+            got[1].contains(r#""subject":"a""#) && got[1].contains(r#""data":3"#),
+            "{got:?}"
+        );
+        assert_eq!(got[2], r#"{"type":"dropped","count":1}"#);
+
+        // With duplicates pending, a new subject gets room by compaction.
+        let o = Outbox::new(
+            OutboxLimits {
+                max_messages: 3,
+                max_bytes: 1 << 20,
+                max_replies: 2,
+            },
+            SlowConsumerPolicy::Conflate,
+        );
+        o.push_message(frame("a", "1"));
+        o.push_message(frame("a", "2"));
+        o.push_message(frame("b", "1"));
+        assert_eq!(o.push_message(frame("c", "1")), Pushed::Conflated);
+        let got = drain(&o).await;
+        let subjects: Vec<bool> = ["\"a\"", "\"b\"", "\"c\""]
+            .iter()
+            .map(|s| got.iter().any(|g| g.contains(s)))
+            .collect();
+        assert_eq!(subjects, [true, true, true], "{got:?}");
+        assert!(
+            got[0].contains(r#""data":2"#),
+            "only a's newest frame is left: {got:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn close_policy_closes_with_1008() {
+        let o = outbox(SlowConsumerPolicy::Close);
+        o.push_message(frame("a", "1"));
+        o.push_message(frame("a", "2"));
+        assert_eq!(o.push_message(frame("a", "3")), Pushed::Overflow);
+        assert_eq!(drain(&o).await, vec!["close 1008 slow consumer"]);
+    }
+
+    #[tokio::test]
+    async fn replies_come_first_and_are_bounded() {
+        let o = outbox(SlowConsumerPolicy::Drop);
+        o.push_message(frame("a", "1"));
+        assert!(o.push_reply(Frame::control(&ServerFrame::Pong { id: None })));
+        let got = drain(&o).await;
+        assert_eq!(got[0], r#"{"type":"pong"}"#);
+        assert!(o.push_reply(Frame::control(&ServerFrame::Pong { id: None })));
+        assert!(o.push_reply(Frame::control(&ServerFrame::Pong { id: None })));
+        assert!(!o.push_reply(Frame::control(&ServerFrame::Pong { id: None })));
+        assert_eq!(drain(&o).await, vec!["close 1008 too many unread replies"]);
+    }
+
+    #[tokio::test]
+    async fn byte_bound_applies_but_one_large_frame_always_fits() {
+        let o = Outbox::new(
+            OutboxLimits {
+                max_messages: 100,
+                max_bytes: 10,
+                max_replies: 1,
+            },
+            SlowConsumerPolicy::Drop,
+        );
+        assert_eq!(
+            o.push_message(frame("a", "1")),
+            Pushed::Queued,
+            "an empty queue takes any frame"
+        );
+        assert_eq!(o.push_message(frame("a", "2")), Pushed::Dropped);
+    }
+}

@@ -1,0 +1,312 @@
+//! Outbound frames: the JSON text a subscriber receives, shared by
+//! WebSocket and SSE. A NATS message is encoded once into a [`Frame`] and
+//! the same reference-counted bytes go to every subscriber.
+
+use std::sync::Arc;
+
+use axum::extract::ws::Utf8Bytes;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use serde::Serialize;
+
+use crate::protocol::ItemError;
+
+/// Where a stored message sits in its stream (JetStream deliveries only).
+#[derive(Debug, Clone)]
+pub struct StoredAt {
+    pub stream: Arc<str>,
+    pub seq: u64,
+    /// Stored timestamp, RFC 3339.
+    pub time: Option<String>,
+}
+
+/// One encoded frame, ready to send.
+#[derive(Debug, Clone)]
+pub struct Frame {
+    /// The message subject (conflation key); `None` for control frames.
+    pub subject: Option<async_nats::Subject>,
+    /// Stream sequence, for SSE `id:` lines.
+    pub seq: Option<u64>,
+    pub text: Utf8Bytes,
+}
+
+impl Frame {
+    pub fn len(&self) -> usize {
+        self.text.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.text.is_empty()
+    }
+
+    /// Encodes a NATS message: a JSON payload is embedded as JSON, other
+    /// UTF-8 as a string with `"encoding":"text"`, anything else as base64
+    /// with `"encoding":"base64"`.
+    pub fn message(
+        subject: &async_nats::Subject,
+        payload: &[u8],
+        headers: Option<&async_nats::HeaderMap>,
+        stored: Option<&StoredAt>,
+    ) -> Frame {
+        let mut out = String::with_capacity(payload.len() + subject.len() + 96);
+        out.push_str(r#"{"type":"message","subject":"#);
+        push_json_string(&mut out, subject.as_str());
+        if let Some(at) = stored {
+            out.push_str(r#","stream":"#);
+            push_json_string(&mut out, &at.stream);
+            out.push_str(r#","seq":"#);
+            out.push_str(itoa_u64(at.seq).as_str());
+            if let Some(time) = &at.time {
+                out.push_str(r#","time":"#);
+                push_json_string(&mut out, time);
+            }
+        }
+        out.push_str(r#","data":"#);
+        match classify(payload) {
+            Payload::Json(text) => out.push_str(text),
+            Payload::Text(text) => {
+                push_json_string(&mut out, text);
+                out.push_str(r#","encoding":"text""#);
+            }
+            Payload::Binary => {
+                out.push('"');
+                BASE64.encode_string(payload, &mut out);
+                out.push_str(r#"","encoding":"base64""#);
+            }
+        }
+        if let Some(headers) = headers.filter(|h| !h.is_empty()) {
+            out.push_str(r#","headers":"#);
+            push_headers(&mut out, headers);
+        }
+        out.push('}');
+        Frame {
+            subject: Some(subject.clone()),
+            seq: stored.map(|s| s.seq),
+            text: Utf8Bytes::from(out),
+        }
+    }
+
+    /// A control frame (`subscribed`, `ack`, `error`, ...).
+    pub fn control(frame: &ServerFrame<'_>) -> Frame {
+        let text = serde_json::to_string(frame).expect("control frames serialize");
+        Frame {
+            subject: None,
+            seq: None,
+            text: Utf8Bytes::from(text),
+        }
+    }
+}
+
+enum Payload<'a> {
+    Json(&'a str),
+    Text(&'a str),
+    Binary,
+}
+
+fn classify(payload: &[u8]) -> Payload<'_> {
+    let Ok(text) = std::str::from_utf8(payload) else {
+        return Payload::Binary;
+    };
+    let starts_like_json = text.trim_start().starts_with([
+        '{', '[', '"', '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9', 't', 'f', 'n',
+    ]);
+    if starts_like_json && serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok() {
+        Payload::Json(text)
+    } else {
+        Payload::Text(text)
+    }
+}
+
+fn push_json_string(out: &mut String, s: &str) {
+    // serde_json's escaping, written straight into our buffer.
+    let mut buf = std::mem::take(out).into_bytes();
+    serde_json::to_writer(&mut buf, s).expect("writing to a Vec cannot fail");
+    *out = String::from_utf8(buf).expect("JSON is UTF-8");
+}
+
+fn push_headers(out: &mut String, headers: &async_nats::HeaderMap) {
+    out.push('{');
+    for (i, (name, values)) in headers.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        push_json_string(out, name.as_ref());
+        out.push(':');
+        match values.as_slice() {
+            [one] => push_json_string(out, one.as_str()),
+            many => {
+                out.push('[');
+                for (j, v) in many.iter().enumerate() {
+                    if j > 0 {
+                        out.push(',');
+                    }
+                    push_json_string(out, v.as_str());
+                }
+                out.push(']');
+            }
+        }
+    }
+    out.push('}');
+}
+
+fn itoa_u64(n: u64) -> String {
+    n.to_string()
+}
+
+/// Frames the server sends besides messages.
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerFrame<'a> {
+    Subscribed {
+        subject: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        queue: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        id: Option<&'a serde_json::value::RawValue>,
+    },
+    Unsubscribed {
+        subject: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        queue: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        id: Option<&'a serde_json::value::RawValue>,
+    },
+    Ack {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        id: Option<&'a serde_json::value::RawValue>,
+        subject: &'a str,
+        stream: Option<&'a str>,
+        seq: Option<u64>,
+        duplicate: bool,
+    },
+    Pong {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        id: Option<&'a serde_json::value::RawValue>,
+    },
+    Error {
+        code: &'a str,
+        message: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        id: Option<&'a serde_json::value::RawValue>,
+    },
+    Dropped {
+        count: u64,
+    },
+    CaughtUp {
+        subject: &'a str,
+        seq: u64,
+    },
+    Gap {
+        from: u64,
+        to: u64,
+    },
+}
+
+impl<'a> ServerFrame<'a> {
+    pub fn error(err: &'a ItemError, id: Option<&'a serde_json::value::RawValue>) -> Self {
+        ServerFrame::Error {
+            code: &err.code,
+            message: &err.message,
+            id,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{Value, json};
+
+    fn encode(payload: &[u8], headers: Option<&async_nats::HeaderMap>) -> Value {
+        let subject = async_nats::Subject::from("trade.okx.spot.BTC-USDT");
+        let frame = Frame::message(&subject, payload, headers, None);
+        serde_json::from_str(frame.text.as_str()).expect("frames are JSON")
+    }
+
+    #[test]
+    fn payload_kinds_are_encoded_as_json_text_or_base64() {
+        let cases: Vec<(&[u8], Value)> = vec![
+            (
+                br#"{"p":"1"}"#,
+                json!({"type":"message","subject":"trade.okx.spot.BTC-USDT","data":{"p":"1"}}),
+            ),
+            (
+                b" [1,2] ",
+                json!({"type":"message","subject":"trade.okx.spot.BTC-USDT","data":[1,2]}),
+            ),
+            (
+                b"42",
+                json!({"type":"message","subject":"trade.okx.spot.BTC-USDT","data":42}),
+            ),
+            (
+                b"hello \"w\"",
+                json!({"type":"message","subject":"trade.okx.spot.BTC-USDT","data":"hello \"w\"","encoding":"text"}),
+            ),
+            (
+                b"{not json",
+                json!({"type":"message","subject":"trade.okx.spot.BTC-USDT","data":"{not json","encoding":"text"}),
+            ),
+            (
+                b"",
+                json!({"type":"message","subject":"trade.okx.spot.BTC-USDT","data":"","encoding":"text"}),
+            ),
+            (
+                &[0xff, 0x00, 0x01],
+                json!({"type":"message","subject":"trade.okx.spot.BTC-USDT","data":"/wAB","encoding":"base64"}),
+            ),
+        ];
+        for (payload, expected) in cases {
+            assert_eq!(encode(payload, None), expected, "{payload:?}");
+        }
+    }
+
+    #[test]
+    fn headers_appear_only_when_present() {
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert("Nats-Msg-Id", "a");
+        headers.append("X-Multi", "1");
+        headers.append("X-Multi", "2");
+        let v = encode(b"1", Some(&headers));
+        assert_eq!(
+            v["headers"],
+            json!({"Nats-Msg-Id": "a", "X-Multi": ["1", "2"]})
+        );
+        assert!(
+            encode(b"1", Some(&async_nats::HeaderMap::new()))
+                .get("headers")
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn stored_messages_carry_stream_seq_and_time() {
+        let subject = async_nats::Subject::from("funding_rate.okx.perpetual.BTC-USDT");
+        let at = StoredAt {
+            stream: Arc::from("MARKET_DATA"),
+            seq: 7,
+            time: Some("2026-11-26T10:00:00Z".into()),
+        };
+        let frame = Frame::message(&subject, b"{}", None, Some(&at));
+        let v: Value = serde_json::from_str(frame.text.as_str()).unwrap();
+        assert_eq!(
+            (v["stream"].as_str(), v["seq"].as_u64(), v["time"].as_str()),
+            (Some("MARKET_DATA"), Some(7), Some("2026-11-26T10:00:00Z"))
+        );
+        assert_eq!(frame.seq, Some(7));
+    }
+
+    #[test]
+    fn control_frames_have_a_type() {
+        let err = ItemError {
+            code: "invalid_subject".into(),
+            message: "bad".into(),
+        };
+        let f = Frame::control(&ServerFrame::error(&err, None));
+        assert_eq!(
+            f.text.as_str(),
+            r#"{"type":"error","code":"invalid_subject","message":"bad"}"#
+        );
+        let f = Frame::control(&ServerFrame::Dropped { count: 3 });
+        assert_eq!(f.text.as_str(), r#"{"type":"dropped","count":3}"#);
+    }
+}

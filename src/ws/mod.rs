@@ -1,0 +1,90 @@
+//! `GET /subscribe`: WebSocket subscriptions, control ops and publishing.
+
+mod ops;
+mod query;
+mod session;
+
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::{RawQuery, State, WebSocketUpgrade};
+use axum::response::Response;
+
+pub use query::SubscribeQuery;
+
+use crate::app::AppState;
+use crate::error::{ApiError, Problem};
+
+/// Subscribe to NATS subjects over WebSocket.
+///
+/// Upgrade with `GET /subscribe?subject=orderbook.>` (`subject` repeatable;
+/// wildcards `*` and `>` raw or percent-encoded), optional `queue=<group>`
+/// (sockets in one group share the messages) and `policy=drop|conflate|close`
+/// (what happens when this socket's outbound queue is full). Invalid input
+/// is answered with a problem document before the upgrade.
+///
+/// **Server frames** (JSON text, one per WebSocket message, each with a `type`):
+/// - `{"type":"message","subject":…,"data":…,"headers":{…}}`: a JSON payload
+///   arrives as JSON; other UTF-8 as a string with `"encoding":"text"`;
+///   anything else base64 with `"encoding":"base64"`; `headers` only when
+///   present; `stream`, `seq` and `time` on messages read from a stream.
+/// - `{"type":"subscribed","subject":…,"queue"?:…,"id"?:…}`, `unsubscribed` (same shape)
+/// - `{"type":"ack","id":…,"subject":…,"stream":…,"seq":…,"duplicate":…}`
+/// - `{"type":"pong","id"?:…}`
+/// - `{"type":"error","code":…,"message":…,"id"?:…}` (the socket stays open)
+/// - `{"type":"dropped","count":N}`: N messages were dropped while this
+///   socket was too slow (policy `drop`).
+///
+/// **Client frames** (JSON text): `{"op":"subscribe","subject":…,"queue"?:…,"id"?:…}`,
+/// `{"op":"unsubscribe","subject":…,"queue"?:…,"id"?:…}`, `{"op":"ping","id"?:…}`,
+/// `{"op":"publish","subject":…,"data"|"data_base64":…,"headers"?:{…},"msg_id"?:…,"id"?:…}`
+/// (published like `POST /publish/{subject}`; answered with `ack` or `error`).
+///
+/// **Close codes**: 1000 normal, 1001 server shutting down, 1008 slow
+/// consumer / ping timeout / too many unread replies, 1009 frame too large.
+#[utoipa::path(
+    get,
+    path = "/subscribe",
+    tag = "subscribe",
+    params(
+        ("subject" = Option<Vec<String>>, Query, description = "Subject pattern to subscribe to; repeatable; `*` and `>` wildcards allowed", explode = true),
+        ("queue" = Option<String>, Query, description = "Queue group: each message goes to one socket of the group"),
+        ("policy" = Option<crate::config::SlowConsumerPolicy>, Query, description = "Slow-consumer policy for this socket (default from `gateway.websocket.slow_consumer_policy`)"),
+    ),
+    responses(
+        (status = 101, description = "Switching protocols: the WebSocket session starts"),
+        (status = 400, description = "`invalid_subject` or `invalid_query`", body = Problem, content_type = "application/problem+json"),
+        (status = 426, description = "`upgrade_required`: not a WebSocket handshake", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`too_many_connections`", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn subscribe(
+    State(state): State<AppState>,
+    RawQuery(raw): RawQuery,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<Response, ApiError> {
+    let query = SubscribeQuery::parse(raw.as_deref())?;
+    let settings = &state.config.gateway.websocket;
+    if query.subjects.len() > settings.max_subscriptions_per_socket {
+        return Err(ApiError::TooManySubscriptions(
+            settings.max_subscriptions_per_socket,
+        ));
+    }
+    let upgrade = upgrade.map_err(|_| ApiError::UpgradeRequired)?;
+    let permit = state
+        .ws_slots
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| ApiError::TooManyConnections(settings.max_connections))?;
+    let policy = query.policy.unwrap_or(settings.slow_consumer_policy);
+    let topics = query.topics();
+    let tracked = state.clone();
+    Ok(upgrade
+        .read_buffer_size(settings.read_buffer_bytes)
+        .write_buffer_size(settings.write_buffer_bytes)
+        .max_message_size(settings.max_frame_bytes)
+        .max_frame_size(settings.max_frame_bytes)
+        .on_upgrade(move |socket| {
+            tracked
+                .tasks
+                .track_future(session::run(state, socket, topics, policy, permit))
+        }))
+}

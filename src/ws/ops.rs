@@ -1,0 +1,237 @@
+//! The client's control ops on one socket: subscribe, unsubscribe, ping and
+//! publish. Replies go through the outbox's reply queue, which message
+//! pressure never drops.
+
+use std::borrow::Cow;
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::Utf8Bytes;
+use bytes::Bytes;
+use futures::StreamExt;
+use futures::future::BoxFuture;
+use futures::stream::FuturesOrdered;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use super::query::parse_queue;
+use crate::app::AppState;
+use crate::bus::{PublishReceipt, Route};
+use crate::error::ApiError;
+use crate::fanout::{MemberId, Outbox, TopicKey};
+use crate::frame::{Frame, ServerFrame};
+use crate::protocol::{ItemError, PublishFields};
+use crate::subject::SubjectPattern;
+
+/// The outcome of one `publish` op, with the client's correlation id.
+pub struct AckReply {
+    id: Option<Box<RawValue>>,
+    result: Result<PublishReceipt, ApiError>,
+}
+
+pub struct Session {
+    state: AppState,
+    outbox: Arc<Outbox>,
+    member: MemberId,
+    subscriptions: HashSet<TopicKey>,
+    acks: FuturesOrdered<BoxFuture<'static, AckReply>>,
+}
+
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    #[serde(borrow)]
+    op: Cow<'a, str>,
+    #[serde(default, borrow)]
+    id: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SubscriptionOp<'a> {
+    #[serde(rename = "op")]
+    _op: Cow<'a, str>,
+    #[serde(default, borrow, rename = "id")]
+    _id: Option<&'a RawValue>,
+    subject: String,
+    #[serde(default)]
+    queue: Option<String>,
+}
+
+impl Session {
+    pub fn new(state: AppState, outbox: Arc<Outbox>) -> Self {
+        let member = state.hub.new_member_id();
+        Self {
+            state,
+            outbox,
+            member,
+            subscriptions: HashSet::new(),
+            acks: FuturesOrdered::new(),
+        }
+    }
+
+    pub fn outbox(&self) -> &Outbox {
+        &self.outbox
+    }
+
+    pub fn has_acks_pending(&self) -> bool {
+        !self.acks.is_empty()
+    }
+
+    /// False while the socket has its maximum of publishes awaiting acks:
+    /// the reader then stops reading, which pushes back on the client.
+    pub fn can_accept_ops(&self) -> bool {
+        self.acks.len() < self.state.config.gateway.websocket.max_publishes_in_flight
+    }
+
+    pub async fn next_ack(&mut self) -> Option<AckReply> {
+        self.acks.next().await
+    }
+
+    pub fn send_ack(&mut self, reply: AckReply) {
+        let id = reply.id.as_deref();
+        match reply.result {
+            Ok(receipt) => self.reply(&ServerFrame::Ack {
+                id,
+                subject: &receipt.subject,
+                stream: receipt.stream.as_deref(),
+                seq: receipt.seq,
+                duplicate: receipt.duplicate,
+            }),
+            Err(err) => self.reply_error(&err, id),
+        }
+    }
+
+    /// Waits (bounded) for the acks still in flight when the client leaves.
+    pub async fn finish_acks(&mut self) {
+        let limit = self.state.config.gateway.publish.ack_timeout() + Duration::from_secs(1);
+        let _ = tokio::time::timeout(limit, async {
+            while let Some(reply) = self.acks.next().await {
+                self.send_ack(reply);
+            }
+        })
+        .await;
+    }
+
+    pub async fn handle_text(&mut self, text: Utf8Bytes) {
+        let bytes = Bytes::from(text);
+        let envelope = match serde_json::from_slice::<Envelope>(&bytes) {
+            Ok(envelope) => envelope,
+            Err(err) => {
+                let err = ApiError::InvalidOp(format!("not a JSON control op: {err}"));
+                return self.reply_error(&err, None);
+            }
+        };
+        let id = envelope.id;
+        match envelope.op.as_ref() {
+            "subscribe" | "unsubscribe" => {
+                let subscribe = envelope.op == "subscribe";
+                match parse_subscription(&bytes) {
+                    Ok(key) if subscribe => self.subscribe(key, id).await,
+                    Ok(key) => self.unsubscribe(key, id).await,
+                    Err(err) => self.reply_error(&err, id),
+                }
+            }
+            "ping" => self.reply(&ServerFrame::Pong { id }),
+            "publish" => self.publish(&bytes, id).await,
+            other => {
+                let err = ApiError::InvalidOp(format!(
+                    "unknown op {:?}; expected subscribe, unsubscribe, ping or publish",
+                    other.chars().take(32).collect::<String>()
+                ));
+                self.reply_error(&err, id);
+            }
+        }
+    }
+
+    pub fn reject_binary(&mut self) {
+        let err = ApiError::InvalidOp("binary frames are not accepted; send JSON text".into());
+        self.reply_error(&err, None);
+    }
+
+    pub async fn subscribe(&mut self, key: TopicKey, id: Option<&RawValue>) {
+        let limit = self
+            .state
+            .config
+            .gateway
+            .websocket
+            .max_subscriptions_per_socket;
+        if !self.subscriptions.contains(&key) {
+            if self.subscriptions.len() >= limit {
+                return self.reply_error(&ApiError::TooManySubscriptions(limit), id);
+            }
+            let joined = self
+                .state
+                .hub
+                .join(&key, self.member, self.outbox.clone())
+                .await;
+            if let Err(err) = joined {
+                return self.reply_error(&err, id);
+            }
+            self.subscriptions.insert(key.clone());
+        }
+        self.reply(&ServerFrame::Subscribed {
+            subject: key.pattern.as_str(),
+            queue: key.queue.as_deref(),
+            id,
+        });
+    }
+
+    async fn unsubscribe(&mut self, key: TopicKey, id: Option<&RawValue>) {
+        if !self.subscriptions.remove(&key) {
+            let err = ApiError::NotSubscribed(key.pattern.to_string());
+            return self.reply_error(&err, id);
+        }
+        self.state.hub.leave(&key, self.member).await;
+        self.reply(&ServerFrame::Unsubscribed {
+            subject: key.pattern.as_str(),
+            queue: key.queue.as_deref(),
+            id,
+        });
+    }
+
+    async fn publish(&mut self, source: &Bytes, id: Option<&RawValue>) {
+        let owned_id = id.map(ToOwned::to_owned);
+        let msg = serde_json::from_slice::<PublishFields>(source)
+            .map_err(|e| ApiError::InvalidOp(format!("invalid publish op: {e}")))
+            .and_then(|fields| fields.into_outbound(source));
+        let msg = match msg {
+            Ok(msg) => msg,
+            Err(err) => return self.reply_error(&err, id),
+        };
+        match self.state.bus.start_publish(msg, Route::Auto).await {
+            Ok(in_flight) => self.acks.push_back(Box::pin(async move {
+                AckReply {
+                    id: owned_id,
+                    result: in_flight.finish().await,
+                }
+            })),
+            Err(err) => self.reply_error(&err, id),
+        }
+    }
+
+    pub async fn leave_all(&mut self) {
+        for key in self.subscriptions.drain() {
+            self.state.hub.leave(&key, self.member).await;
+        }
+    }
+
+    fn reply(&self, frame: &ServerFrame<'_>) {
+        // A full reply queue closes the socket (see Outbox::push_reply).
+        let _ = self.outbox.push_reply(Frame::control(frame));
+    }
+
+    fn reply_error(&self, err: &ApiError, id: Option<&RawValue>) {
+        let item = ItemError::from(err);
+        self.reply(&ServerFrame::error(&item, id));
+    }
+}
+
+fn parse_subscription(bytes: &[u8]) -> Result<TopicKey, ApiError> {
+    let op: SubscriptionOp = serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::InvalidOp(format!("invalid subscription op: {e}")))?;
+    let pattern = SubjectPattern::parse(&op.subject)
+        .map_err(|e| ApiError::invalid_subject(&op.subject, e))?;
+    let queue = op.queue.as_deref().map(parse_queue).transpose()?;
+    Ok(TopicKey { pattern, queue })
+}

@@ -1,0 +1,206 @@
+//! One WebSocket connection: a writer that drains the socket's outbox in
+//! batches (one flush per batch) and pings, and a reader that handles the
+//! client's control ops. They run concurrently so a client that stops
+//! reading still has its pongs and ops seen, and vice versa.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use futures::stream::{SplitSink, SplitStream};
+use futures::{SinkExt, StreamExt};
+use tokio::sync::OwnedSemaphorePermit;
+use tokio_util::sync::CancellationToken;
+
+use super::ops::Session;
+use crate::app::AppState;
+use crate::config::SlowConsumerPolicy;
+use crate::fanout::{Batch, CloseReason, Outbox, OutboxLimits, TopicKey};
+use crate::frame::Frame;
+
+/// Frames written before one flush.
+const BATCH: usize = 256;
+
+pub const GOING_AWAY: CloseReason = CloseReason {
+    code: 1001,
+    reason: "server shutting down",
+};
+pub const PING_TIMEOUT: CloseReason = CloseReason {
+    code: 1008,
+    reason: "ping timeout",
+};
+pub const TOO_BIG: CloseReason = CloseReason {
+    code: 1009,
+    reason: "frame too large",
+};
+
+/// Runs a socket to completion. `_permit` holds its slot in the
+/// connection limit until the socket is gone.
+pub async fn run(
+    state: AppState,
+    socket: WebSocket,
+    initial: Vec<TopicKey>,
+    policy: SlowConsumerPolicy,
+    _permit: OwnedSemaphorePermit,
+) {
+    let ws = &state.config.gateway.websocket;
+    let outbox = Arc::new(Outbox::new(
+        OutboxLimits {
+            max_messages: ws.queue_max_messages,
+            max_bytes: ws.queue_max_bytes,
+            max_replies: ws.max_pending_replies,
+        },
+        policy,
+    ));
+    let (sink, stream) = socket.split();
+    let done = CancellationToken::new();
+    let last_seen = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+
+    let mut session = Session::new(state.clone(), outbox.clone());
+    for key in initial {
+        session.subscribe(key, None).await;
+    }
+    let writer = write_loop(
+        sink,
+        outbox.clone(),
+        state.shutdown.clone(),
+        done.clone(),
+        Liveness {
+            started,
+            last_seen: last_seen.clone(),
+            interval: ws.ping_interval(),
+            timeout: ws.pong_timeout(),
+        },
+    );
+    let reader = read_loop(stream, &mut session, done.clone(), started, last_seen);
+    // The writer ends the socket; the reader hands it the close reason.
+    tokio::join!(writer, reader);
+    session.leave_all().await;
+}
+
+struct Liveness {
+    started: Instant,
+    last_seen: Arc<AtomicU64>,
+    interval: Duration,
+    timeout: Duration,
+}
+
+impl Liveness {
+    fn silent_for(&self) -> Duration {
+        let seen = Duration::from_millis(self.last_seen.load(Ordering::Relaxed));
+        self.started.elapsed().saturating_sub(seen)
+    }
+}
+
+async fn write_loop(
+    mut sink: SplitSink<WebSocket, Message>,
+    outbox: Arc<Outbox>,
+    shutdown: CancellationToken,
+    done: CancellationToken,
+    live: Liveness,
+) {
+    let mut ping =
+        tokio::time::interval_at(tokio::time::Instant::now() + live.interval, live.interval);
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // A write that makes no progress for this long means the peer is gone.
+    let stall = live.interval + live.timeout;
+    let mut batch: Vec<Frame> = Vec::with_capacity(BATCH);
+    let close = loop {
+        tokio::select! {
+            biased;
+            () = shutdown.cancelled() => break Some(GOING_AWAY),
+            () = done.cancelled() => break None,
+            next = outbox.next_batch(&mut batch, BATCH) => match next {
+                Batch::Close(reason) => break Some(reason),
+                Batch::Frames => {
+                    let write = async {
+                        for frame in batch.drain(..) {
+                            sink.feed(Message::Text(frame.text)).await?;
+                        }
+                        sink.flush().await
+                    };
+                    match tokio::time::timeout(stall, write).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(_)) => break None,
+                        Err(_) => break Some(PING_TIMEOUT),
+                    }
+                }
+            },
+            _ = ping.tick() => {
+                if live.silent_for() > live.interval + live.timeout {
+                    break Some(PING_TIMEOUT);
+                }
+                let sent = tokio::time::timeout(stall, sink.send(Message::Ping(Default::default()))).await;
+                if !matches!(sent, Ok(Ok(()))) {
+                    break Some(PING_TIMEOUT);
+                }
+            }
+        }
+    };
+    if let Some(reason) = close {
+        let frame = CloseFrame {
+            code: reason.code,
+            reason: reason.reason.into(),
+        };
+        // Best effort and bounded: a dead peer must not hold shutdown.
+        let _ = tokio::time::timeout(
+            Duration::from_secs(1),
+            sink.send(Message::Close(Some(frame))),
+        )
+        .await;
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(1), sink.close()).await;
+    done.cancel();
+}
+
+async fn read_loop(
+    mut stream: SplitStream<WebSocket>,
+    session: &mut Session,
+    done: CancellationToken,
+    started: Instant,
+    last_seen: Arc<AtomicU64>,
+) {
+    loop {
+        let next = tokio::select! {
+            biased;
+            () = done.cancelled() => break,
+            Some(reply) = session.next_ack(), if session.has_acks_pending() => {
+                session.send_ack(reply);
+                continue;
+            }
+            next = stream.next(), if session.can_accept_ops() => next,
+        };
+        last_seen.store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
+        match next {
+            Some(Ok(Message::Text(text))) => session.handle_text(text).await,
+            Some(Ok(Message::Binary(_))) => session.reject_binary(),
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+            Some(Ok(Message::Close(_))) | None => break,
+            Some(Err(err)) => {
+                if is_capacity_error(&err) {
+                    session.outbox().close(TOO_BIG);
+                }
+                break;
+            }
+        }
+    }
+    // Let acks already in flight reach the client before the writer stops.
+    session.finish_acks().await;
+    session.outbox().close(CloseReason {
+        code: 1000,
+        reason: "",
+    });
+}
+
+fn is_capacity_error(err: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = source {
+        if let Some(ws) = e.downcast_ref::<tungstenite::Error>() {
+            return matches!(ws, tungstenite::Error::Capacity(_));
+        }
+        source = e.source();
+    }
+    false
+}

@@ -1,0 +1,147 @@
+//! WebSocket client helpers for tests (tokio-tungstenite).
+
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use serde_json::Value;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use super::TestApp;
+
+pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+pub struct WsClient {
+    pub socket: Socket,
+}
+
+const WAIT: Duration = Duration::from_secs(10);
+
+impl TestApp {
+    /// Opens `/subscribe?{query}` (the query must already be URL-encoded).
+    pub async fn ws(&self, query: &str) -> WsClient {
+        self.try_ws(query).await.expect("WebSocket handshake")
+    }
+
+    pub async fn try_ws(
+        &self,
+        query: &str,
+    ) -> Result<WsClient, tokio_tungstenite::tungstenite::Error> {
+        let url = format!("ws://{}/subscribe?{query}", self.addr);
+        let (socket, _) = tokio_tungstenite::connect_async(url).await?;
+        Ok(WsClient { socket })
+    }
+
+    /// Opens a socket with a hand-written handshake, so the request line can
+    /// carry characters a URL library would escape (a raw `>`).
+    pub async fn ws_raw_request_line(&self, target: &str) -> WsClient {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut tcp = TcpStream::connect(self.addr).await.unwrap();
+        let request = format!(
+            "GET {target} HTTP/1.1\r\nHost: {}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+             Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+            self.addr
+        );
+        tcp.write_all(request.as_bytes()).await.unwrap();
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            let mut byte = [0u8; 1];
+            tcp.read_exact(&mut byte).await.unwrap();
+            head.push(byte[0]);
+        }
+        let head = String::from_utf8_lossy(&head);
+        assert!(
+            head.starts_with("HTTP/1.1 101"),
+            "handshake answered: {head}"
+        );
+        let socket =
+            WebSocketStream::from_raw_socket(MaybeTlsStream::Plain(tcp), Role::Client, None).await;
+        WsClient { socket }
+    }
+}
+
+impl WsClient {
+    pub async fn send_json(&mut self, value: Value) {
+        self.socket
+            .send(Message::text(value.to_string()))
+            .await
+            .expect("send");
+    }
+
+    /// The next text frame as JSON (pings are answered by tungstenite).
+    pub async fn next_json(&mut self) -> Value {
+        loop {
+            let msg = tokio::time::timeout(WAIT, self.socket.next())
+                .await
+                .expect("a frame within 10 s")
+                .expect("socket open")
+                .expect("frame");
+            match msg {
+                Message::Text(text) => return serde_json::from_str(&text).expect("JSON frame"),
+                Message::Ping(_) | Message::Pong(_) => continue,
+                other => panic!("expected a text frame, got {other:?}"),
+            }
+        }
+    }
+
+    /// Skips frames until one of `kind` arrives.
+    pub async fn next_of_type(&mut self, kind: &str) -> Value {
+        loop {
+            let frame = self.next_json().await;
+            if frame["type"] == kind {
+                return frame;
+            }
+        }
+    }
+
+    /// Reads until the server closes; returns the close code and reason.
+    pub async fn expect_close(&mut self) -> (u16, String) {
+        loop {
+            let next = tokio::time::timeout(WAIT, self.socket.next())
+                .await
+                .expect("close within 10 s");
+            match next {
+                Some(Ok(Message::Close(Some(CloseFrame { code, reason })))) => {
+                    return (u16::from(code), reason.to_string());
+                }
+                Some(Ok(Message::Close(None))) => return (1005, String::new()),
+                Some(Ok(_)) => continue,
+                Some(Err(err)) => panic!("socket error before close: {err}"),
+                None => panic!("socket ended without a close frame"),
+            }
+        }
+    }
+
+    /// Like [`expect_close`], for a peer that was never read: the server may
+    /// already have reset the TCP connection by the time the client reads
+    /// (writing the queued pong replies then fails). `None` means reset.
+    pub async fn expect_close_or_reset(&mut self) -> Option<(u16, String)> {
+        loop {
+            let next = tokio::time::timeout(WAIT, self.socket.next())
+                .await
+                .expect("close within 10 s");
+            match next {
+                Some(Ok(Message::Close(Some(CloseFrame { code, reason })))) => {
+                    return Some((u16::from(code), reason.to_string()));
+                }
+                Some(Ok(Message::Close(None))) => return Some((1005, String::new())),
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => return None,
+            }
+        }
+    }
+
+    /// Asserts nothing but pings arrives within `window`.
+    pub async fn expect_silence(&mut self, window: Duration) {
+        let deadline = tokio::time::Instant::now() + window;
+        loop {
+            match tokio::time::timeout_at(deadline, self.socket.next()).await {
+                Err(_) => return,
+                Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => continue,
+                Ok(other) => panic!("expected silence, got {other:?}"),
+            }
+        }
+    }
+}
