@@ -15,6 +15,7 @@ use crate::bus::{self, Bus};
 use crate::config::Config;
 use crate::fanout::Hub;
 use crate::net::{ClientAddr, GatewayListener};
+use crate::streams::Reconciler;
 
 /// State shared by every handler; cheap to clone.
 #[derive(Clone)]
@@ -32,6 +33,8 @@ pub struct Inner {
     pub hub: Hub,
     /// One permit per WebSocket connection (`gateway.websocket.max_connections`).
     pub ws_slots: Arc<Semaphore>,
+    /// Keeps the declared streams and consumers in shape.
+    pub reconciler: Arc<Reconciler>,
 }
 
 impl Deref for AppState {
@@ -46,6 +49,7 @@ impl AppState {
     pub fn new(config: Arc<Config>, bus: Arc<Bus>, shutdown: CancellationToken) -> Self {
         let hub = Hub::new(bus.client().clone(), bus.settings().send_timeout);
         let ws_slots = Arc::new(Semaphore::new(config.gateway.websocket.max_connections));
+        let reconciler = Arc::new(Reconciler::new(&config));
         Self(Arc::new(Inner {
             config,
             bus,
@@ -53,6 +57,7 @@ impl AppState {
             tasks: TaskTracker::new(),
             hub,
             ws_slots,
+            reconciler,
         }))
     }
 }
@@ -127,9 +132,11 @@ impl Gateway {
             listener,
             give_up,
         } = self;
-        state
-            .tasks
-            .spawn(bus::run_monitor(state.bus.clone(), state.shutdown.clone()));
+        state.tasks.spawn(bus::run_monitor(
+            state.bus.clone(),
+            state.reconciler.clone(),
+            state.shutdown.clone(),
+        ));
 
         let shutdown = state.shutdown.clone();
         let stop = {

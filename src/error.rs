@@ -67,6 +67,26 @@ pub enum ApiError {
     NotSubscribed(String),
     #[error("{0}")]
     InvalidOp(String),
+    #[error("stream {0} not found")]
+    StreamNotFound(String),
+    #[error("stream {0} already exists")]
+    StreamExists(String),
+    #[error("subjects overlap with another stream: {0}")]
+    SubjectsOverlap(String),
+    #[error("invalid stream config: `{field}`: {message}")]
+    InvalidStreamConfig { field: String, message: String },
+    #[error("invalid consumer config: `{field}`: {message}")]
+    InvalidConsumerConfig { field: String, message: String },
+    #[error("consumer {0} not found")]
+    ConsumerNotFound(String),
+    #[error("consumer {0} already exists")]
+    ConsumerExists(String),
+    #[error("{0}")]
+    MessageNotFound(String),
+    #[error("admin routes answer only clients on this host")]
+    AdminForbidden,
+    #[error("JetStream refused the request: {message}")]
+    JetStreamRejected { status: u16, message: String },
     #[error("method not allowed")]
     MethodNotAllowed,
     #[error("internal error: {0}")]
@@ -84,7 +104,15 @@ impl ApiError {
             | InvalidQuery(_)
             | TooManySubscriptions(_)
             | NotSubscribed(_)
-            | InvalidOp(_) => StatusCode::BAD_REQUEST,
+            | InvalidOp(_)
+            | InvalidStreamConfig { .. }
+            | InvalidConsumerConfig { .. } => StatusCode::BAD_REQUEST,
+            StreamNotFound(_) | ConsumerNotFound(_) | MessageNotFound(_) => StatusCode::NOT_FOUND,
+            StreamExists(_) | SubjectsOverlap(_) | ConsumerExists(_) => StatusCode::CONFLICT,
+            AdminForbidden => StatusCode::FORBIDDEN,
+            JetStreamRejected { status, .. } => {
+                StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_REQUEST)
+            }
             UpgradeRequired => StatusCode::UPGRADE_REQUIRED,
             PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -125,6 +153,16 @@ impl ApiError {
             TooManySubscriptions(_) => "too_many_subscriptions",
             NotSubscribed(_) => "not_subscribed",
             InvalidOp(_) => "invalid_op",
+            StreamNotFound(_) => "stream_not_found",
+            StreamExists(_) => "stream_exists",
+            SubjectsOverlap(_) => "subjects_overlap",
+            InvalidStreamConfig { .. } => "invalid_stream_config",
+            InvalidConsumerConfig { .. } => "invalid_consumer_config",
+            ConsumerNotFound(_) => "consumer_not_found",
+            ConsumerExists(_) => "consumer_exists",
+            MessageNotFound(_) => "message_not_found",
+            AdminForbidden => "admin_forbidden",
+            JetStreamRejected { .. } => "jetstream_rejected",
             MethodNotAllowed => "method_not_allowed",
             Internal(_) => "internal",
         }

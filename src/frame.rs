@@ -55,7 +55,7 @@ impl Frame {
             out.push_str(r#","stream":"#);
             push_json_string(&mut out, &at.stream);
             out.push_str(r#","seq":"#);
-            out.push_str(itoa_u64(at.seq).as_str());
+            out.push_str(&at.seq.to_string());
             if let Some(time) = &at.time {
                 out.push_str(r#","time":"#);
                 push_json_string(&mut out, time);
@@ -94,6 +94,23 @@ impl Frame {
             seq: None,
             text: Utf8Bytes::from(text),
         }
+    }
+}
+
+/// A payload as a JSON value plus its `encoding` (`None` for JSON, `text`
+/// or `base64`): the representation used by frames and the admin API.
+pub fn payload_value(payload: &[u8]) -> (Box<serde_json::value::RawValue>, Option<&'static str>) {
+    let raw = |text: String| serde_json::value::RawValue::from_string(text).expect("valid JSON");
+    match classify(payload) {
+        Payload::Json(text) => (raw(text.trim().to_owned()), None),
+        Payload::Text(text) => (
+            raw(serde_json::to_string(text).expect("string")),
+            Some("text"),
+        ),
+        Payload::Binary => (
+            raw(format!("\"{}\"", BASE64.encode(payload))),
+            Some("base64"),
+        ),
     }
 }
 
@@ -147,10 +164,6 @@ fn push_headers(out: &mut String, headers: &async_nats::HeaderMap) {
         }
     }
     out.push('}');
-}
-
-fn itoa_u64(n: u64) -> String {
-    n.to_string()
 }
 
 /// Frames the server sends besides messages.

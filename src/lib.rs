@@ -16,6 +16,7 @@ pub mod net;
 pub mod openapi;
 pub mod protocol;
 pub mod routes;
+pub mod streams;
 pub mod subject;
 pub mod telemetry;
 pub mod ws;

@@ -23,6 +23,7 @@ with a stable `code`.",
         (name = "request", description = "NATS request/reply"),
         (name = "subscribe", description = "WebSocket subscriptions: live fan-out, control ops, publishing over the socket"),
         (name = "health", description = "Readiness and liveness"),
+        (name = "admin", description = "JetStream streams, messages and consumers (loopback clients only by default)"),
     ),
     components(schemas(Problem))
 )]
@@ -37,7 +38,7 @@ pub fn split(api: OpenApiRouter<AppState>) -> (axum::Router<AppState>, utoipa::o
 
 /// The OpenAPI document the gateway serves at `/openapi.json`.
 pub fn document() -> utoipa::openapi::OpenApi {
-    split(crate::routes::api()).1
+    split(crate::routes::documented()).1
 }
 
 /// The document as pretty JSON, exactly as committed in `openapi/openapi.json`.

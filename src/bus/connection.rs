@@ -59,6 +59,9 @@ pub struct BusStatus {
     pub jetstream: JetStreamStatus,
     /// Successful connects after the first one.
     pub reconnects: u64,
+    /// Successful connects so far; changes on every (re)connect.
+    #[serde(skip)]
+    pub connects: u64,
 }
 
 impl BusStatus {
@@ -81,6 +84,7 @@ pub async fn connect(
         server: None,
         jetstream: JetStreamStatus::default(),
         reconnects: 0,
+        connects: 0,
     });
     let status_tx = Arc::new(status_tx);
     let refresh = Arc::new(Notify::new());
@@ -134,6 +138,7 @@ fn on_event(
                     s.reconnects += 1;
                 }
                 s.state = ConnectionState::Connected;
+                s.connects += 1;
             });
             tracing::info!("connected to NATS");
             // Reload routes and server details now rather than at the next tick:

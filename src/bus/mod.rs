@@ -7,7 +7,7 @@ pub mod headers;
 mod monitor;
 mod publish;
 mod request;
-mod routing;
+pub mod routing;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -9,17 +9,28 @@ use tokio_util::sync::CancellationToken;
 
 use super::routing::StreamRoute;
 use super::{Bus, ServerSummary};
+use crate::streams::Reconciler;
 
 /// Runs until `shutdown` is cancelled: refreshes on every tick and whenever
-/// someone calls [`Bus::request_refresh`] (a reconnect does).
-pub async fn run_monitor(bus: Arc<Bus>, shutdown: CancellationToken) {
+/// someone calls [`Bus::request_refresh`] (a reconnect does). After each
+/// new connection the declared streams are reconciled first, so a server
+/// that lost its state is provisioned again before routes are reloaded.
+pub async fn run_monitor(bus: Arc<Bus>, reconciler: Arc<Reconciler>, shutdown: CancellationToken) {
     let mut tick = interval(bus.settings.refresh_interval);
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut reconciled_for = 0;
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tick.tick() => {}
             _ = bus.refresh.notified() => {}
+        }
+        let connects = bus.status.borrow().connects;
+        if connects != reconciled_for && bus.ensure_connected().is_ok() {
+            match reconciler.run(&bus).await {
+                Ok(()) => reconciled_for = connects,
+                Err(err) => tracing::warn!(error = %err, "stream reconciliation postponed"),
+            }
         }
         bus.refresh_now().await;
     }

@@ -6,6 +6,7 @@
 //! reported once, so a seed file with `lsr_subscriber:` or `monitoring:` loads
 //! unchanged but nobody is surprised that those settings do nothing.
 
+mod consumers;
 mod gateway;
 mod nats;
 mod streams;
@@ -14,6 +15,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+pub use consumers::{AckPolicySpec, ConsumerSpec, DeliverPolicySpec, ReplayPolicySpec};
 pub use gateway::{
     GatewayConfig, JetStreamSettings, PublishSettings, RequestSettings, SlowConsumerPolicy,
     WebSocketSettings,
@@ -34,6 +36,8 @@ pub struct Config {
     pub nats_client: NatsClientConfig,
     /// Declared JetStream streams, keyed by stream name (insertion order kept).
     pub streams: indexmap::IndexMap<String, StreamSpec>,
+    /// Declared durable consumers, keyed by durable name.
+    pub consumers: indexmap::IndexMap<String, ConsumerSpec>,
     pub logging: LoggingConfig,
     pub gateway: GatewayConfig,
     pub admin: AdminConfig,
@@ -90,11 +94,27 @@ impl Default for LoggingConfig {
 pub struct AdminConfig {
     /// `false` removes every `/admin` route.
     pub enabled: bool,
+    /// Client networks allowed to use `/admin` (default: loopback only).
+    pub allowed_networks: Vec<ipnet::IpNet>,
 }
 
 impl Default for AdminConfig {
     fn default() -> Self {
-        Self { enabled: true }
+        Self {
+            enabled: true,
+            allowed_networks: vec![
+                "127.0.0.0/8".parse().expect("valid network"),
+                "::1/128".parse().expect("valid network"),
+            ],
+        }
+    }
+}
+
+impl AdminConfig {
+    /// Whether a client at `ip` may use the admin routes.
+    pub fn allows(&self, ip: std::net::IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        self.allowed_networks.iter().any(|net| net.contains(&ip))
     }
 }
 
@@ -198,6 +218,7 @@ impl Config {
         }
         self.nats_client.validate()?;
         streams::validate_all(&self.streams)?;
+        consumers::validate_all(&self.consumers)?;
         self.gateway.validate()
     }
 

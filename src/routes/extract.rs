@@ -77,3 +77,30 @@ pub fn media_type(headers: &HeaderMap) -> Option<String> {
         .ok()?;
     Some(value.split(';').next()?.trim().to_ascii_lowercase())
 }
+
+/// Reads a JSON request body of at most `limit` bytes into `T`. A value
+/// that does not fit `T` is reported by `invalid` with the JSON path of the
+/// offending field (`subjects[2]`, `max_age`, ...).
+pub async fn read_json<T: serde::de::DeserializeOwned>(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+    invalid: impl Fn(String, String) -> ApiError,
+) -> Result<T, ApiError> {
+    if media_type(headers).is_some_and(|m| m != "application/json") {
+        return Err(ApiError::UnsupportedMediaType {
+            expected: "application/json",
+        });
+    }
+    let bytes = read_body(headers, body, limit, "request body").await?;
+    let de = &mut serde_json::Deserializer::from_slice(&bytes);
+    serde_path_to_error::deserialize(de).map_err(|err| {
+        let path = err.path().to_string();
+        let field = if path == "." {
+            "(body)".to_owned()
+        } else {
+            path
+        };
+        invalid(field, err.into_inner().to_string())
+    })
+}

@@ -7,7 +7,10 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::app::AppState;
+use std::collections::BTreeMap;
+
 use crate::bus::BusStatus;
+use crate::streams::SyncReport;
 
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -29,6 +32,11 @@ pub struct Health {
     pub service: String,
     pub version: String,
     pub nats: BusStatus,
+    /// Reconciliation of each declared stream (drift shows here).
+    pub streams: BTreeMap<String, SyncReport>,
+    /// Reconciliation of each declared consumer.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub consumers: BTreeMap<String, SyncReport>,
 }
 
 /// Readiness: 200 when the gateway can serve, 503 otherwise; same body.
@@ -64,6 +72,8 @@ pub async fn healthz(State(state): State<AppState>) -> (StatusCode, Json<Health>
         service: state.config.service.name.clone(),
         version: env!("CARGO_PKG_VERSION").to_owned(),
         nats,
+        streams: state.reconciler.stream_reports(),
+        consumers: state.reconciler.consumer_reports(),
     };
     (code, Json(health))
 }

@@ -1,5 +1,6 @@
 //! HTTP routes, one module per resource, plus the router that joins them.
 
+pub mod admin;
 mod batch;
 pub mod extract;
 mod health;
@@ -39,9 +40,24 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(crate::ws::subscribe))
 }
 
+/// Every documented route (what `openapi/openapi.json` describes).
+pub fn documented() -> OpenApiRouter<AppState> {
+    api().merge(admin::api())
+}
+
+/// The served routes: the admin ones only when `admin.enabled`, and then
+/// behind their network guard.
+fn served(state: &AppState) -> OpenApiRouter<AppState> {
+    if state.config.admin.enabled {
+        api().merge(admin::guarded(state.clone()))
+    } else {
+        api()
+    }
+}
+
 /// The complete router: API, OpenAPI document, Swagger UI, fallbacks, layers.
 pub fn router(state: AppState) -> Router {
-    let (api_router, doc) = crate::openapi::split(api());
+    let (api_router, doc) = crate::openapi::split(served(&state));
     api_router
         .merge(SwaggerUi::new("/docs").url("/openapi.json", doc))
         .fallback(not_found)

@@ -1,0 +1,236 @@
+//! `/admin/streams/{name}/consumers`: durable consumers.
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use futures::TryStreamExt;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::BODY_LIMIT;
+use super::streams::parse_name;
+use crate::app::AppState;
+use crate::config::ConsumerSpec;
+use crate::error::{ApiError, Problem};
+use crate::routes::extract::read_json;
+use crate::streams::convert::{consumer_config, consumer_spec, rfc3339};
+use crate::streams::{About, SyncReport};
+use crate::subject::ConsumerName;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConsumerView {
+    pub name: String,
+    pub stream: String,
+    pub config: ConsumerSpec,
+    pub state: ConsumerState,
+    pub created: String,
+    /// Whether the config file declares this consumer.
+    pub declared: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reconcile: Option<SyncReport>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConsumerState {
+    /// Last stream sequence delivered.
+    pub delivered_seq: u64,
+    /// Stream sequence below which everything is acknowledged.
+    pub ack_floor_seq: u64,
+    /// Messages not yet delivered.
+    pub num_pending: u64,
+    pub num_ack_pending: usize,
+    pub num_redelivered: usize,
+    /// Pull requests waiting.
+    pub num_waiting: usize,
+}
+
+fn view(state: &AppState, info: &async_nats::jetstream::consumer::Info) -> ConsumerView {
+    let reports = state.reconciler.consumer_reports();
+    ConsumerView {
+        declared: state.config.consumers.contains_key(&info.name),
+        reconcile: reports.get(&info.name).cloned(),
+        config: consumer_spec(&info.stream_name, &info.config),
+        state: ConsumerState {
+            delivered_seq: info.delivered.stream_sequence,
+            ack_floor_seq: info.ack_floor.stream_sequence,
+            num_pending: info.num_pending,
+            num_ack_pending: info.num_ack_pending,
+            num_redelivered: info.num_redelivered,
+            num_waiting: info.num_waiting,
+        },
+        created: rfc3339(&info.created),
+        name: info.name.clone(),
+        stream: info.stream_name.clone(),
+    }
+}
+
+fn parse_consumer(name: &str) -> Result<ConsumerName, ApiError> {
+    ConsumerName::parse(name).map_err(|reason| ApiError::InvalidName {
+        name: name.chars().take(128).collect(),
+        reason,
+    })
+}
+
+/// List a stream's consumers.
+#[utoipa::path(get, path = "/admin/streams/{name}/consumers", tag = "admin",
+    params(("name" = String, Path, description = "Stream name")),
+    responses(
+        (status = 200, description = "The consumers", body = Vec<ConsumerView>),
+        (status = 400, description = "`invalid_name`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`admin_forbidden`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`stream_not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`nats_unavailable` or `jetstream_unavailable`", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn list_consumers(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<Vec<ConsumerView>>, ApiError> {
+    let name = parse_name(&name)?;
+    let about = About::Stream(name.as_str());
+    // Listing does not say "no such stream" by itself; reading the stream does.
+    let stream = state
+        .bus
+        .api(state.bus.jetstream().get_stream(name.as_str()), about)
+        .await?;
+    let infos: Vec<_> = state
+        .bus
+        .api(stream.consumers().try_collect::<Vec<_>>(), about)
+        .await?;
+    Ok(Json(infos.iter().map(|info| view(&state, info)).collect()))
+}
+
+/// Create a durable consumer.
+///
+/// Pull consumer by default; give `deliver_subject` for a push consumer.
+/// Fields follow the seed's `lsr_subscriber.consumer_config` (durations in
+/// seconds).
+#[utoipa::path(post, path = "/admin/streams/{name}/consumers", tag = "admin",
+    params(("name" = String, Path, description = "Stream name")),
+    request_body(content = ConsumerSpec, description = "Consumer definition; `durable_name` is required"),
+    responses(
+        (status = 201, description = "Created", body = ConsumerView),
+        (status = 400, description = "`invalid_consumer_config` (names the field), `invalid_name` or `jetstream_rejected`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`admin_forbidden`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`stream_not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`consumer_exists`", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "`unsupported_media_type`", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`nats_unavailable` or `jetstream_unavailable`", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn create_consumer(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<(StatusCode, Json<ConsumerView>), ApiError> {
+    let stream_name = parse_name(&name)?;
+    let invalid = |field, message| ApiError::InvalidConsumerConfig { field, message };
+    let spec: ConsumerSpec = read_json(&headers, body, BODY_LIMIT, invalid).await?;
+    spec.validate("")
+        .map_err(|e| invalid(e.key.trim_start_matches('.').to_owned(), e.message))?;
+    if spec
+        .stream
+        .as_deref()
+        .is_some_and(|s| s != stream_name.as_str())
+    {
+        return Err(invalid(
+            "stream".into(),
+            format!("must equal the stream in the URL ({stream_name})"),
+        ));
+    }
+    let durable = spec
+        .durable_name
+        .clone()
+        .ok_or_else(|| invalid("durable_name".into(), "is required".into()))?;
+    let config =
+        consumer_config(&durable, &spec).map_err(|m| invalid("deliver_policy".into(), m))?;
+    let about = About::Consumer(stream_name.as_str(), &durable);
+    let js = state.bus.jetstream();
+    let stream = state
+        .bus
+        .api(js.get_stream_no_info(stream_name.as_str()), about)
+        .await?;
+    // NATS accepts a create of an identical existing consumer; look first.
+    match state.bus.api(stream.consumer_info(&durable), about).await {
+        Ok(_) => return Err(ApiError::ConsumerExists(durable)),
+        Err(ApiError::ConsumerNotFound(_)) => {}
+        Err(err) => return Err(err),
+    }
+    state
+        .bus
+        .api(
+            js.create_consumer_strict_on_stream(config, stream_name.as_str()),
+            about,
+        )
+        .await?;
+    let info = state.bus.api(stream.consumer_info(&durable), about).await?;
+    Ok((StatusCode::CREATED, Json(view(&state, &info))))
+}
+
+/// Get one consumer.
+#[utoipa::path(get, path = "/admin/streams/{name}/consumers/{consumer}", tag = "admin",
+    params(("name" = String, Path, description = "Stream name"), ("consumer" = String, Path, description = "Consumer name")),
+    responses(
+        (status = 200, description = "The consumer", body = ConsumerView),
+        (status = 400, description = "`invalid_name`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`admin_forbidden`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`stream_not_found` or `consumer_not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`nats_unavailable` or `jetstream_unavailable`", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn get_consumer(
+    State(state): State<AppState>,
+    Path((name, consumer)): Path<(String, String)>,
+) -> Result<Json<ConsumerView>, ApiError> {
+    let stream_name = parse_name(&name)?;
+    let consumer = parse_consumer(&consumer)?;
+    let about = About::Consumer(stream_name.as_str(), consumer.as_str());
+    let stream = state
+        .bus
+        .api(
+            state
+                .bus
+                .jetstream()
+                .get_stream_no_info(stream_name.as_str()),
+            about,
+        )
+        .await?;
+    let info = state
+        .bus
+        .api(stream.consumer_info(consumer.as_str()), about)
+        .await?;
+    Ok(Json(view(&state, &info)))
+}
+
+/// Delete a consumer.
+#[utoipa::path(delete, path = "/admin/streams/{name}/consumers/{consumer}", tag = "admin",
+    params(("name" = String, Path, description = "Stream name"), ("consumer" = String, Path, description = "Consumer name")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 400, description = "`invalid_name`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`admin_forbidden`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`stream_not_found` or `consumer_not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`nats_unavailable` or `jetstream_unavailable`", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn delete_consumer(
+    State(state): State<AppState>,
+    Path((name, consumer)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let stream_name = parse_name(&name)?;
+    let consumer = parse_consumer(&consumer)?;
+    let about = About::Consumer(stream_name.as_str(), consumer.as_str());
+    let stream = state
+        .bus
+        .api(
+            state
+                .bus
+                .jetstream()
+                .get_stream_no_info(stream_name.as_str()),
+            about,
+        )
+        .await?;
+    state
+        .bus
+        .api(stream.delete_consumer(consumer.as_str()), about)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

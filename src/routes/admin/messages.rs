@@ -1,0 +1,149 @@
+//! `/admin/streams/{name}/messages`: read and delete stored messages.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::Serialize;
+use serde_json::value::RawValue;
+use utoipa::ToSchema;
+
+use super::streams::parse_name;
+use crate::app::AppState;
+use crate::error::{ApiError, Problem};
+use crate::frame::payload_value;
+use crate::streams::About;
+use crate::streams::convert::rfc3339;
+use crate::subject::Subject;
+
+/// A stored message. `data` is the payload: JSON as JSON, other UTF-8 as a
+/// string (`encoding: text`), anything else base64 (`encoding: base64`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StoredMessage {
+    pub stream: String,
+    pub seq: u64,
+    pub subject: String,
+    /// Stored time, RFC 3339.
+    pub time: String,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, Vec<String>>,
+    #[schema(value_type = Object)]
+    pub data: Box<RawValue>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub encoding: Option<&'static str>,
+}
+
+fn stored(stream: &str, msg: async_nats::jetstream::message::StreamMessage) -> StoredMessage {
+    let (data, encoding) = payload_value(&msg.payload);
+    let headers = msg
+        .headers
+        .iter()
+        .map(|(name, values)| {
+            (
+                name.to_string(),
+                values.iter().map(|v| v.to_string()).collect(),
+            )
+        })
+        .collect();
+    StoredMessage {
+        stream: stream.to_owned(),
+        seq: msg.sequence,
+        subject: msg.subject.to_string(),
+        time: rfc3339(&msg.time),
+        headers,
+        data,
+        encoding,
+    }
+}
+
+/// Get a stored message by sequence.
+#[utoipa::path(get, path = "/admin/streams/{name}/messages/{seq}", tag = "admin",
+    params(("name" = String, Path, description = "Stream name"), ("seq" = u64, Path, description = "Stream sequence")),
+    responses(
+        (status = 200, description = "The message", body = StoredMessage),
+        (status = 400, description = "`invalid_name`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`admin_forbidden`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`stream_not_found` or `message_not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`nats_unavailable` or `jetstream_unavailable`", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn get_message(
+    State(state): State<AppState>,
+    Path((name, seq)): Path<(String, u64)>,
+) -> Result<Json<StoredMessage>, ApiError> {
+    let name = parse_name(&name)?;
+    let which = format!("at sequence {seq}");
+    let about = About::Message(name.as_str(), &which);
+    let stream = state
+        .bus
+        .api(
+            state.bus.jetstream().get_stream_no_info(name.as_str()),
+            about,
+        )
+        .await?;
+    let msg = state.bus.api(stream.get_raw_message(seq), about).await?;
+    Ok(Json(stored(name.as_str(), msg)))
+}
+
+/// Delete a stored message by sequence.
+#[utoipa::path(delete, path = "/admin/streams/{name}/messages/{seq}", tag = "admin",
+    params(("name" = String, Path, description = "Stream name"), ("seq" = u64, Path, description = "Stream sequence")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 400, description = "`invalid_name`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`admin_forbidden`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`stream_not_found` or `message_not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`nats_unavailable` or `jetstream_unavailable`", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn delete_message(
+    State(state): State<AppState>,
+    Path((name, seq)): Path<(String, u64)>,
+) -> Result<StatusCode, ApiError> {
+    let name = parse_name(&name)?;
+    let which = format!("at sequence {seq}");
+    let about = About::Message(name.as_str(), &which);
+    let stream = state
+        .bus
+        .api(
+            state.bus.jetstream().get_stream_no_info(name.as_str()),
+            about,
+        )
+        .await?;
+    state.bus.api(stream.delete_message(seq), about).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Get the newest stored message on a literal subject.
+#[utoipa::path(get, path = "/admin/streams/{name}/messages/last/{subject}", tag = "admin",
+    params(("name" = String, Path, description = "Stream name"), ("subject" = String, Path, description = "Literal subject")),
+    responses(
+        (status = 200, description = "The message", body = StoredMessage),
+        (status = 400, description = "`invalid_name` or `invalid_subject`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`admin_forbidden`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`stream_not_found` or `message_not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`nats_unavailable` or `jetstream_unavailable`", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn last_message(
+    State(state): State<AppState>,
+    Path((name, subject)): Path<(String, String)>,
+) -> Result<Json<StoredMessage>, ApiError> {
+    let name = parse_name(&name)?;
+    let subject = Subject::parse(&subject).map_err(|e| ApiError::invalid_subject(&subject, e))?;
+    let which = format!("on subject {subject}");
+    let about = About::Message(name.as_str(), &which);
+    let stream = state
+        .bus
+        .api(
+            state.bus.jetstream().get_stream_no_info(name.as_str()),
+            about,
+        )
+        .await?;
+    let msg = state
+        .bus
+        .api(
+            stream.get_last_raw_message_by_subject(subject.as_str()),
+            about,
+        )
+        .await?;
+    Ok(Json(stored(name.as_str(), msg)))
+}

@@ -1,0 +1,66 @@
+//! `/admin`: JetStream stream, message and consumer management.
+//!
+//! Only clients in `admin.allowed_networks` (loopback by default) may use
+//! these routes; `admin.enabled: false` removes them.
+
+mod consumers;
+mod messages;
+mod streams;
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub use consumers::ConsumerView;
+pub use messages::StoredMessage;
+pub use streams::{AccountView, StreamView};
+
+use crate::app::AppState;
+use crate::error::ApiError;
+use crate::net::ClientAddr;
+
+/// Largest admin request body (stream and consumer configs are small).
+const BODY_LIMIT: usize = 256 * 1024;
+
+/// The admin routes, without the network guard (see [`guard`]).
+pub fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(streams::list_streams, streams::create_stream))
+        .routes(routes!(
+            streams::get_stream,
+            streams::update_stream,
+            streams::delete_stream
+        ))
+        .routes(routes!(streams::purge_stream))
+        .routes(routes!(streams::account))
+        .routes(routes!(messages::get_message, messages::delete_message))
+        .routes(routes!(messages::last_message))
+        .routes(routes!(
+            consumers::list_consumers,
+            consumers::create_consumer
+        ))
+        .routes(routes!(consumers::get_consumer, consumers::delete_consumer))
+}
+
+/// The admin routes behind the `admin.allowed_networks` check.
+pub fn guarded(state: AppState) -> OpenApiRouter<AppState> {
+    api().layer(axum::middleware::from_fn_with_state(
+        state,
+        only_allowed_networks,
+    ))
+}
+
+async fn only_allowed_networks(
+    State(state): State<AppState>,
+    ConnectInfo(ClientAddr(peer)): ConnectInfo<ClientAddr>,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    if !state.config.admin.allows(peer.ip()) {
+        tracing::warn!(%peer, path = %request.uri().path(), "admin request from a disallowed network");
+        return Err(ApiError::AdminForbidden);
+    }
+    Ok(next.run(request).await)
+}
