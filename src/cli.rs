@@ -84,8 +84,10 @@ async fn serve(config: Config) -> ExitCode {
     let shutdown = gateway.shutdown_token();
     tokio::spawn(async move {
         wait_for_signal().await;
-        tracing::info!("shutdown signal received; draining");
+        // Cancel before logging: a log write must never stand between a
+        // signal and the shutdown it asks for.
         shutdown.cancel();
+        tracing::info!("shutdown signal received; draining");
     });
     match gateway.run().await {
         Ok(()) => {

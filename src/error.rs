@@ -67,6 +67,12 @@ pub enum ApiError {
     NotSubscribed(String),
     #[error("{0}")]
     InvalidOp(String),
+    #[error("{0}")]
+    NotReplayable(String),
+    #[error("{0}")]
+    NoMessage(String),
+    #[error("already subscribed to {0}")]
+    AlreadySubscribed(String),
     #[error("stream {0} not found")]
     StreamNotFound(String),
     #[error("stream {0} already exists")]
@@ -105,9 +111,13 @@ impl ApiError {
             | TooManySubscriptions(_)
             | NotSubscribed(_)
             | InvalidOp(_)
+            | NotReplayable(_)
+            | AlreadySubscribed(_)
             | InvalidStreamConfig { .. }
             | InvalidConsumerConfig { .. } => StatusCode::BAD_REQUEST,
-            StreamNotFound(_) | ConsumerNotFound(_) | MessageNotFound(_) => StatusCode::NOT_FOUND,
+            StreamNotFound(_) | ConsumerNotFound(_) | MessageNotFound(_) | NoMessage(_) => {
+                StatusCode::NOT_FOUND
+            }
             StreamExists(_) | SubjectsOverlap(_) | ConsumerExists(_) => StatusCode::CONFLICT,
             AdminForbidden => StatusCode::FORBIDDEN,
             JetStreamRejected { status, .. } => {
@@ -153,6 +163,9 @@ impl ApiError {
             TooManySubscriptions(_) => "too_many_subscriptions",
             NotSubscribed(_) => "not_subscribed",
             InvalidOp(_) => "invalid_op",
+            NotReplayable(_) => "not_replayable",
+            NoMessage(_) => "no_message",
+            AlreadySubscribed(_) => "already_subscribed",
             StreamNotFound(_) => "stream_not_found",
             StreamExists(_) => "stream_exists",
             SubjectsOverlap(_) => "subjects_overlap",

@@ -23,6 +23,8 @@ pub struct StoredAt {
 /// One encoded frame, ready to send.
 #[derive(Debug, Clone)]
 pub struct Frame {
+    /// The frame's `type` (`message`, `caught_up`, ...): the SSE event name.
+    pub kind: &'static str,
     /// The message subject (conflation key); `None` for control frames.
     pub subject: Option<async_nats::Subject>,
     /// Stream sequence, for SSE `id:` lines.
@@ -80,6 +82,7 @@ impl Frame {
         }
         out.push('}');
         Frame {
+            kind: "message",
             subject: Some(subject.clone()),
             seq: stored.map(|s| s.seq),
             text: Utf8Bytes::from(out),
@@ -90,6 +93,7 @@ impl Frame {
     pub fn control(frame: &ServerFrame<'_>) -> Frame {
         let text = serde_json::to_string(frame).expect("control frames serialize");
         Frame {
+            kind: frame.kind(),
             subject: None,
             seq: None,
             text: Utf8Bytes::from(text),
@@ -172,8 +176,14 @@ fn push_headers(out: &mut String, headers: &async_nats::HeaderMap) {
 pub enum ServerFrame<'a> {
     Subscribed {
         subject: &'a str,
+        /// All subjects of a multi-subject replay subscription.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        subjects: Option<&'a [&'a str]>,
         #[serde(skip_serializing_if = "Option::is_none")]
         queue: Option<&'a str>,
+        /// Where a replay subscription starts (absent for live ones).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        deliver: Option<&'a str>,
         #[serde(skip_serializing_if = "Option::is_none")]
         id: Option<&'a serde_json::value::RawValue>,
     },
@@ -216,6 +226,20 @@ pub enum ServerFrame<'a> {
 }
 
 impl<'a> ServerFrame<'a> {
+    /// The `type` member of this frame.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ServerFrame::Subscribed { .. } => "subscribed",
+            ServerFrame::Unsubscribed { .. } => "unsubscribed",
+            ServerFrame::Ack { .. } => "ack",
+            ServerFrame::Pong { .. } => "pong",
+            ServerFrame::Error { .. } => "error",
+            ServerFrame::Dropped { .. } => "dropped",
+            ServerFrame::CaughtUp { .. } => "caught_up",
+            ServerFrame::Gap { .. } => "gap",
+        }
+    }
+
     pub fn error(err: &'a ItemError, id: Option<&'a serde_json::value::RawValue>) -> Self {
         ServerFrame::Error {
             code: &err.code,

@@ -15,9 +15,12 @@ pub mod frame;
 pub mod net;
 pub mod openapi;
 pub mod protocol;
+pub mod replay;
 pub mod routes;
+pub mod sse;
 pub mod streams;
 pub mod subject;
+pub mod subscription;
 pub mod telemetry;
 pub mod ws;
 

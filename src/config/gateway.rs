@@ -14,6 +14,22 @@ pub struct GatewayConfig {
     pub request: RequestSettings,
     pub jetstream: JetStreamSettings,
     pub websocket: WebSocketSettings,
+    pub sse: SseSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct SseSettings {
+    /// Interval of the comment heartbeat on `GET /events`.
+    pub heartbeat_ms: u64,
+}
+
+impl Default for SseSettings {
+    fn default() -> Self {
+        Self {
+            heartbeat_ms: 15_000,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -78,19 +78,19 @@ impl Hub {
     }
 
     /// Adds `outbox` to the topic for `key`, subscribing on NATS if this is
-    /// the topic's first member.
+    /// the topic's first member. `confirm` (the `subscribed` frame) is queued
+    /// just before the first message can reach the member, and only once the
+    /// server holds the interest: whatever is published after it arrives.
     pub async fn join(
         &self,
         key: &TopicKey,
         member: MemberId,
         outbox: Arc<Outbox>,
+        confirm: Frame,
     ) -> Result<(), ApiError> {
         let mut topics = self.topics.lock().await;
         if let Some(topic) = topics.get(key) {
-            let mut members = topic.members.write().unwrap_or_else(|e| e.into_inner());
-            if !members.iter().any(|(id, _)| *id == member) {
-                members.push((member, outbox));
-            }
+            topic.add(member, outbox, confirm);
             return Ok(());
         }
         let pattern = key.pattern.as_str().to_owned();
@@ -113,17 +113,19 @@ impl Hub {
         };
         let topic = Arc::new(Topic {
             key: key.clone(),
-            members: RwLock::new(vec![(member, outbox)]),
+            members: RwLock::new(Vec::new()),
             next: AtomicUsize::new(0),
             stop: CancellationToken::new(),
         });
-        topics.insert(key.clone(), topic.clone());
         self.tasks
-            .spawn(run_topic(topic, subscriber, self.stats.clone()));
-        drop(topics);
-        // Answer only once the server holds the interest, so a client can
-        // rely on receiving whatever is published after `subscribed`.
+            .spawn(run_topic(topic.clone(), subscriber, self.stats.clone()));
+        // Confirm only once the server holds the interest, so a client can
+        // rely on receiving whatever is published after `subscribed`. The
+        // hub stays locked meanwhile so no one can leave the new topic
+        // before its first member is in.
         crate::bus::round_trip(&self.client, self.subscribe_timeout).await;
+        topic.add(member, outbox, confirm);
+        topics.insert(key.clone(), topic);
         Ok(())
     }
 
@@ -180,6 +182,14 @@ async fn run_topic(
 }
 
 impl Topic {
+    fn add(&self, member: MemberId, outbox: Arc<Outbox>, confirm: Frame) {
+        let mut members = self.members.write().unwrap_or_else(|e| e.into_inner());
+        outbox.push_control(confirm);
+        if !members.iter().any(|(id, _)| *id == member) {
+            members.push((member, outbox));
+        }
+    }
+
     fn deliver(&self, frame: Frame, stats: &FanoutStats) {
         let members = self.members.read().unwrap_or_else(|e| e.into_inner());
         if members.is_empty() {

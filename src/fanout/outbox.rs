@@ -58,6 +58,8 @@ struct State {
 pub struct Outbox {
     state: Mutex<State>,
     ready: Notify,
+    /// Woken when the writer took messages out (room for waiting pushers).
+    room: Notify,
     limits: OutboxLimits,
     policy: SlowConsumerPolicy,
 }
@@ -72,6 +74,7 @@ impl Outbox {
         Self {
             state: Mutex::new(State::default()),
             ready: Notify::new(),
+            room: Notify::new(),
             limits,
             policy,
         }
@@ -114,6 +117,34 @@ impl Outbox {
         outcome
     }
 
+    /// Queues a message, waiting for room instead of applying the policy:
+    /// replay reads from a stream only as fast as the client takes frames,
+    /// so history is never dropped and memory stays bounded. False when the
+    /// socket is closing.
+    pub async fn push_waiting(&self, frame: Frame) -> bool {
+        loop {
+            // Registered before the check, so a drain in between still wakes us.
+            let room = self.room.notified();
+            {
+                let mut s = self.lock();
+                if s.close.is_some() {
+                    return false;
+                }
+                let fits = s.messages.is_empty()
+                    || (s.messages.len() < self.limits.max_messages
+                        && s.bytes + frame.len() <= self.limits.max_bytes);
+                if fits {
+                    s.bytes += frame.len();
+                    s.messages.push_back(frame);
+                    drop(s);
+                    self.ready.notify_one();
+                    return true;
+                }
+            }
+            room.await;
+        }
+    }
+
     /// Queues a reply to the client's own op. False when the client keeps
     /// sending ops without reading replies; the socket is then closed.
     pub fn push_reply(&self, frame: Frame) -> bool {
@@ -140,6 +171,21 @@ impl Outbox {
     pub fn close(&self, reason: CloseReason) {
         let mut s = self.lock();
         s.close.get_or_insert(reason);
+        drop(s);
+        self.ready.notify_one();
+        self.room.notify_waiters();
+    }
+
+    /// Queues a control frame from the server's side (caught_up, gap, ...)
+    /// in order with the messages; it counts toward the bound but is never
+    /// dropped.
+    pub fn push_control(&self, frame: Frame) {
+        let mut s = self.lock();
+        if s.close.is_some() {
+            return;
+        }
+        s.bytes += frame.len();
+        s.messages.push_back(frame);
         drop(s);
         self.ready.notify_one();
     }

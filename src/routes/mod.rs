@@ -4,6 +4,7 @@ pub mod admin;
 mod batch;
 pub mod extract;
 mod health;
+mod latest;
 pub mod nats_headers;
 mod publish;
 mod request;
@@ -38,6 +39,8 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(health::healthz))
         .routes(routes!(health::livez))
         .routes(routes!(crate::ws::subscribe))
+        .routes(routes!(crate::sse::events))
+        .routes(routes!(latest::latest))
 }
 
 /// Every documented route (what `openapi/openapi.json` describes).

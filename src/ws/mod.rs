@@ -18,8 +18,11 @@ use crate::error::{ApiError, Problem};
 /// Upgrade with `GET /subscribe?subject=orderbook.>` (`subject` repeatable;
 /// wildcards `*` and `>` raw or percent-encoded), optional `queue=<group>`
 /// (sockets in one group share the messages) and `policy=drop|conflate|close`
-/// (what happens when this socket's outbound queue is full). Invalid input
-/// is answered with a problem document before the upgrade.
+/// (what happens when this socket's outbound queue is full), and where to
+/// start: `deliver=new` (default, live), `all`, `last`, `last_per_subject`,
+/// `start_seq=N` or `start_time=<RFC 3339>` (replay from the stream that
+/// stores the subjects, then `caught_up`, then live). Invalid input is
+/// answered with a problem document before the upgrade.
 ///
 /// **Server frames** (JSON text, one per WebSocket message, each with a `type`):
 /// - `{"type":"message","subject":…,"data":…,"headers":{…}}`: a JSON payload
@@ -32,8 +35,12 @@ use crate::error::{ApiError, Problem};
 /// - `{"type":"error","code":…,"message":…,"id"?:…}` (the socket stays open)
 /// - `{"type":"dropped","count":N}`: N messages were dropped while this
 ///   socket was too slow (policy `drop`).
+/// - `{"type":"caught_up","subject":…,"seq":…}`: replay reached the stream's
+///   end as of subscribe time; live messages follow with no gap.
+/// - `{"type":"gap","from":…,"to":…}`: the requested start had aged out;
+///   delivery resumes at the first stored message.
 ///
-/// **Client frames** (JSON text): `{"op":"subscribe","subject":…,"queue"?:…,"id"?:…}`,
+/// **Client frames** (JSON text): `{"op":"subscribe","subject":…,"queue"?:…,"deliver"?:…,"start_seq"?:…,"start_time"?:…,"id"?:…}`,
 /// `{"op":"unsubscribe","subject":…,"queue"?:…,"id"?:…}`, `{"op":"ping","id"?:…}`,
 /// `{"op":"publish","subject":…,"data"|"data_base64":…,"headers"?:{…},"msg_id"?:…,"id"?:…}`
 /// (published like `POST /publish/{subject}`; answered with `ack` or `error`).
@@ -48,10 +55,13 @@ use crate::error::{ApiError, Problem};
         ("subject" = Option<Vec<String>>, Query, description = "Subject pattern to subscribe to; repeatable; `*` and `>` wildcards allowed", explode = true),
         ("queue" = Option<String>, Query, description = "Queue group: each message goes to one socket of the group"),
         ("policy" = Option<crate::config::SlowConsumerPolicy>, Query, description = "Slow-consumer policy for this socket (default from `gateway.websocket.slow_consumer_policy`)"),
+        ("deliver" = Option<String>, Query, description = "`new` (default, live), `all`, `last`, `last_per_subject`, `start_seq`, `start_time`"),
+        ("start_seq" = Option<u64>, Query, description = "Replay from this stream sequence (resume with last seen + 1)"),
+        ("start_time" = Option<String>, Query, description = "Replay from this time (RFC 3339)"),
     ),
     responses(
         (status = 101, description = "Switching protocols: the WebSocket session starts"),
-        (status = 400, description = "`invalid_subject` or `invalid_query`", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_subject`, `invalid_query` or `not_replayable`", body = Problem, content_type = "application/problem+json"),
         (status = 426, description = "`upgrade_required`: not a WebSocket handshake", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "`too_many_connections`", body = Problem, content_type = "application/problem+json"),
     )
@@ -68,6 +78,15 @@ pub async fn subscribe(
             settings.max_subscriptions_per_socket,
         ));
     }
+    if let Some(req) = query.request().filter(|r| !r.deliver.is_live()) {
+        // Refuse before the upgrade what the subscription would refuse after.
+        if req.queue.is_some() {
+            return Err(ApiError::InvalidQuery(
+                "queue groups are for live delivery (deliver=new) only".into(),
+            ));
+        }
+        crate::replay::stream_for(&state.bus, &req.patterns)?;
+    }
     let upgrade = upgrade.map_err(|_| ApiError::UpgradeRequired)?;
     let permit = state
         .ws_slots
@@ -75,7 +94,7 @@ pub async fn subscribe(
         .try_acquire_owned()
         .map_err(|_| ApiError::TooManyConnections(settings.max_connections))?;
     let policy = query.policy.unwrap_or(settings.slow_consumer_policy);
-    let topics = query.topics();
+    let initial = query.request();
     let tracked = state.clone();
     Ok(upgrade
         .read_buffer_size(settings.read_buffer_bytes)
@@ -85,6 +104,6 @@ pub async fn subscribe(
         .on_upgrade(move |socket| {
             tracked
                 .tasks
-                .track_future(session::run(state, socket, topics, policy, permit))
+                .track_future(session::run(state, socket, initial, policy, permit))
         }))
 }

@@ -3,7 +3,6 @@
 //! pressure never drops.
 
 use std::borrow::Cow;
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,10 +18,12 @@ use super::query::parse_queue;
 use crate::app::AppState;
 use crate::bus::{PublishReceipt, Route};
 use crate::error::ApiError;
-use crate::fanout::{MemberId, Outbox, TopicKey};
+use crate::fanout::Outbox;
 use crate::frame::{Frame, ServerFrame};
 use crate::protocol::{ItemError, PublishFields};
+use crate::replay::Deliver;
 use crate::subject::SubjectPattern;
+use crate::subscription::{SubscribeRequest, Subscriptions};
 
 /// The outcome of one `publish` op, with the client's correlation id.
 pub struct AckReply {
@@ -32,9 +33,7 @@ pub struct AckReply {
 
 pub struct Session {
     state: AppState,
-    outbox: Arc<Outbox>,
-    member: MemberId,
-    subscriptions: HashSet<TopicKey>,
+    subs: Subscriptions,
     acks: FuturesOrdered<BoxFuture<'static, AckReply>>,
 }
 
@@ -56,22 +55,25 @@ struct SubscriptionOp<'a> {
     subject: String,
     #[serde(default)]
     queue: Option<String>,
+    #[serde(default)]
+    deliver: Option<String>,
+    #[serde(default)]
+    start_seq: Option<u64>,
+    #[serde(default)]
+    start_time: Option<String>,
 }
 
 impl Session {
     pub fn new(state: AppState, outbox: Arc<Outbox>) -> Self {
-        let member = state.hub.new_member_id();
         Self {
+            subs: Subscriptions::new(state.clone(), outbox),
             state,
-            outbox,
-            member,
-            subscriptions: HashSet::new(),
             acks: FuturesOrdered::new(),
         }
     }
 
     pub fn outbox(&self) -> &Outbox {
-        &self.outbox
+        self.subs.outbox()
     }
 
     pub fn has_acks_pending(&self) -> bool {
@@ -127,8 +129,8 @@ impl Session {
             "subscribe" | "unsubscribe" => {
                 let subscribe = envelope.op == "subscribe";
                 match parse_subscription(&bytes) {
-                    Ok(key) if subscribe => self.subscribe(key, id).await,
-                    Ok(key) => self.unsubscribe(key, id).await,
+                    Ok(req) if subscribe => self.subscribe(req, id).await,
+                    Ok(req) => self.unsubscribe(req, id).await,
                     Err(err) => self.reply_error(&err, id),
                 }
             }
@@ -149,45 +151,23 @@ impl Session {
         self.reply_error(&err, None);
     }
 
-    pub async fn subscribe(&mut self, key: TopicKey, id: Option<&RawValue>) {
-        let limit = self
-            .state
-            .config
-            .gateway
-            .websocket
-            .max_subscriptions_per_socket;
-        if !self.subscriptions.contains(&key) {
-            if self.subscriptions.len() >= limit {
-                return self.reply_error(&ApiError::TooManySubscriptions(limit), id);
-            }
-            let joined = self
-                .state
-                .hub
-                .join(&key, self.member, self.outbox.clone())
-                .await;
-            if let Err(err) = joined {
-                return self.reply_error(&err, id);
-            }
-            self.subscriptions.insert(key.clone());
+    /// Subscribes; failures become an error frame carrying `id`.
+    pub async fn subscribe(&mut self, req: SubscribeRequest, id: Option<&RawValue>) {
+        if let Err(err) = self.subs.subscribe(&req, id).await {
+            self.reply_error(&err, id);
         }
-        self.reply(&ServerFrame::Subscribed {
-            subject: key.pattern.as_str(),
-            queue: key.queue.as_deref(),
-            id,
-        });
     }
 
-    async fn unsubscribe(&mut self, key: TopicKey, id: Option<&RawValue>) {
-        if !self.subscriptions.remove(&key) {
-            let err = ApiError::NotSubscribed(key.pattern.to_string());
-            return self.reply_error(&err, id);
+    async fn unsubscribe(&mut self, req: SubscribeRequest, id: Option<&RawValue>) {
+        let subject = req.patterns[0].as_str();
+        match self.subs.unsubscribe(subject, req.queue.as_deref()).await {
+            Ok(()) => self.reply(&ServerFrame::Unsubscribed {
+                subject,
+                queue: req.queue.as_deref(),
+                id,
+            }),
+            Err(err) => self.reply_error(&err, id),
         }
-        self.state.hub.leave(&key, self.member).await;
-        self.reply(&ServerFrame::Unsubscribed {
-            subject: key.pattern.as_str(),
-            queue: key.queue.as_deref(),
-            id,
-        });
     }
 
     async fn publish(&mut self, source: &Bytes, id: Option<&RawValue>) {
@@ -211,14 +191,12 @@ impl Session {
     }
 
     pub async fn leave_all(&mut self) {
-        for key in self.subscriptions.drain() {
-            self.state.hub.leave(&key, self.member).await;
-        }
+        self.subs.leave_all().await;
     }
 
     fn reply(&self, frame: &ServerFrame<'_>) {
         // A full reply queue closes the socket (see Outbox::push_reply).
-        let _ = self.outbox.push_reply(Frame::control(frame));
+        let _ = self.subs.outbox().push_reply(Frame::control(frame));
     }
 
     fn reply_error(&self, err: &ApiError, id: Option<&RawValue>) {
@@ -227,11 +205,21 @@ impl Session {
     }
 }
 
-fn parse_subscription(bytes: &[u8]) -> Result<TopicKey, ApiError> {
+fn parse_subscription(bytes: &[u8]) -> Result<SubscribeRequest, ApiError> {
     let op: SubscriptionOp = serde_json::from_slice(bytes)
         .map_err(|e| ApiError::InvalidOp(format!("invalid subscription op: {e}")))?;
     let pattern = SubjectPattern::parse(&op.subject)
         .map_err(|e| ApiError::invalid_subject(&op.subject, e))?;
     let queue = op.queue.as_deref().map(parse_queue).transpose()?;
-    Ok(TopicKey { pattern, queue })
+    let start_seq = op.start_seq.map(|n| n.to_string());
+    let deliver = Deliver::parse(
+        op.deliver.as_deref(),
+        start_seq.as_deref(),
+        op.start_time.as_deref(),
+    )?;
+    Ok(SubscribeRequest {
+        patterns: vec![pattern],
+        queue,
+        deliver,
+    })
 }

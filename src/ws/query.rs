@@ -4,25 +4,36 @@
 
 use crate::config::SlowConsumerPolicy;
 use crate::error::ApiError;
-use crate::fanout::TopicKey;
+use crate::replay::Deliver;
 use crate::subject::{SubjectError, SubjectPattern};
+use crate::subscription::SubscribeRequest;
 
 /// Longest queue group name accepted.
 pub const MAX_QUEUE_LEN: usize = 128;
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct SubscribeQuery {
     pub subjects: Vec<SubjectPattern>,
     pub queue: Option<String>,
     pub policy: Option<SlowConsumerPolicy>,
+    pub deliver: Deliver,
 }
 
 impl SubscribeQuery {
     pub fn parse(query: Option<&str>) -> Result<Self, ApiError> {
-        let mut out = SubscribeQuery::default();
+        let mut out = SubscribeQuery {
+            subjects: Vec::new(),
+            queue: None,
+            policy: None,
+            deliver: Deliver::New,
+        };
+        let (mut deliver, mut start_seq, mut start_time) = (None, None, None);
         let raw = query.unwrap_or("");
         for (key, value) in form_urlencoded::parse(raw.as_bytes()) {
             match key.as_ref() {
+                "deliver" => deliver = Some(value.into_owned()),
+                "start_seq" => start_seq = Some(value.into_owned()),
+                "start_time" => start_time = Some(value.into_owned()),
                 "subject" => {
                     let pattern = SubjectPattern::parse(&value)
                         .map_err(|e| ApiError::invalid_subject(&value, e))?;
@@ -57,18 +68,30 @@ impl SubscribeQuery {
         if out.subjects.iter().any(|s| s.as_str().contains('\u{FFFD}')) {
             return Err(ApiError::invalid_subject("", SubjectError::NotUtf8));
         }
+        out.deliver = Deliver::parse(
+            deliver.as_deref(),
+            start_seq.as_deref(),
+            start_time.as_deref(),
+        )?;
         Ok(out)
     }
 
-    /// The topics this query subscribes to.
-    pub fn topics(&self) -> Vec<TopicKey> {
-        self.subjects
-            .iter()
-            .map(|pattern| TopicKey {
-                pattern: pattern.clone(),
-                queue: self.queue.clone(),
-            })
-            .collect()
+    /// Resumes after the SSE `Last-Event-ID` (the last stream sequence seen).
+    pub fn resume_after(&mut self, last_event_id: &str) -> Result<(), ApiError> {
+        let seq: u64 = last_event_id.trim().parse().map_err(|_| {
+            ApiError::InvalidHeader("Last-Event-ID must be a stream sequence".into())
+        })?;
+        self.deliver = Deliver::StartSeq(seq + 1);
+        Ok(())
+    }
+
+    /// The subscription this query asks for, if it names any subject.
+    pub fn request(&self) -> Option<SubscribeRequest> {
+        (!self.subjects.is_empty()).then(|| SubscribeRequest {
+            patterns: self.subjects.clone(),
+            queue: self.queue.clone(),
+            deliver: self.deliver.clone(),
+        })
     }
 }
 

@@ -16,8 +16,9 @@ use tokio_util::sync::CancellationToken;
 use super::ops::Session;
 use crate::app::AppState;
 use crate::config::SlowConsumerPolicy;
-use crate::fanout::{Batch, CloseReason, Outbox, OutboxLimits, TopicKey};
+use crate::fanout::{Batch, CloseReason, Outbox, OutboxLimits};
 use crate::frame::Frame;
+use crate::subscription::SubscribeRequest;
 
 /// Frames written before one flush.
 const BATCH: usize = 256;
@@ -40,7 +41,7 @@ pub const TOO_BIG: CloseReason = CloseReason {
 pub async fn run(
     state: AppState,
     socket: WebSocket,
-    initial: Vec<TopicKey>,
+    initial: Option<SubscribeRequest>,
     policy: SlowConsumerPolicy,
     _permit: OwnedSemaphorePermit,
 ) {
@@ -59,8 +60,8 @@ pub async fn run(
     let started = Instant::now();
 
     let mut session = Session::new(state.clone(), outbox.clone());
-    for key in initial {
-        session.subscribe(key, None).await;
+    if let Some(req) = initial {
+        session.subscribe(req, None).await;
     }
     let writer = write_loop(
         sink,

@@ -1,0 +1,170 @@
+//! The replay task: an ordered pull consumer feeding one outbox.
+
+use std::sync::Arc;
+
+use async_nats::jetstream::consumer::{DeliverPolicy, pull};
+use futures::StreamExt;
+use tokio_util::sync::CancellationToken;
+
+use super::Deliver;
+use crate::bus::Bus;
+use crate::error::ApiError;
+use crate::fanout::Outbox;
+use crate::frame::{Frame, ServerFrame, StoredAt};
+use crate::streams::About;
+use crate::streams::convert::rfc3339;
+use crate::subject::SubjectPattern;
+
+/// Messages fetched per pull: the most a replay holds besides the outbox.
+const BATCH: i64 = 128;
+/// Bytes fetched per pull.
+const BATCH_BYTES: i64 = 1024 * 1024;
+
+pub struct Prepared {
+    stream: Arc<str>,
+    consumer: async_nats::jetstream::consumer::Consumer<pull::OrderedConfig>,
+    /// The stream's last sequence when the subscription started.
+    target: u64,
+    /// Messages matching the filters that were stored before we started.
+    pending: u64,
+    /// A `gap` to report first: (requested start, last lost sequence).
+    gap: Option<(u64, u64)>,
+}
+
+pub async fn prepare(
+    bus: &Bus,
+    stream_name: &Arc<str>,
+    patterns: &[SubjectPattern],
+    deliver: &Deliver,
+) -> Result<Prepared, ApiError> {
+    let about = About::Stream(stream_name);
+    let mut stream = bus
+        .api(bus.jetstream().get_stream(stream_name.as_ref()), about)
+        .await?;
+    let state = stream.cached_info().state.clone();
+    let gap = match deliver {
+        Deliver::StartSeq(start) if *start < state.first_sequence => {
+            Some((*start, state.first_sequence - 1))
+        }
+        _ => None,
+    };
+    let deliver_policy = match deliver {
+        Deliver::New => DeliverPolicy::New,
+        Deliver::All => DeliverPolicy::All,
+        Deliver::Last => DeliverPolicy::Last,
+        Deliver::LastPerSubject => DeliverPolicy::LastPerSubject,
+        Deliver::StartSeq(seq) => DeliverPolicy::ByStartSequence {
+            start_sequence: (*seq).max(state.first_sequence.max(1)),
+        },
+        Deliver::StartTime(time) => DeliverPolicy::ByStartTime { start_time: *time },
+    };
+    let config = pull::OrderedConfig {
+        filter_subjects: patterns.iter().map(|p| p.as_str().to_owned()).collect(),
+        deliver_policy,
+        max_batch: BATCH,
+        max_bytes: BATCH_BYTES,
+        ..Default::default()
+    };
+    let consumer = bus.api(stream.create_consumer(config), about).await?;
+    let pending = consumer.cached_info().num_pending;
+    let _ = &mut stream;
+    Ok(Prepared {
+        stream: stream_name.clone(),
+        consumer,
+        target: state.last_sequence,
+        pending,
+        gap,
+    })
+}
+
+pub async fn run(
+    prepared: Prepared,
+    outbox: Arc<Outbox>,
+    patterns: Vec<SubjectPattern>,
+    stop: CancellationToken,
+) {
+    let subject = patterns
+        .first()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_default();
+    let Prepared {
+        stream,
+        consumer,
+        target,
+        pending,
+        gap,
+    } = prepared;
+    if let Some((from, to)) = gap {
+        outbox.push_control(Frame::control(&ServerFrame::Gap { from, to }));
+    }
+    let mut caught_up = pending == 0;
+    if caught_up {
+        outbox.push_control(Frame::control(&ServerFrame::CaughtUp {
+            subject: &subject,
+            seq: target,
+        }));
+    }
+    let mut messages = match tokio::select! {
+        () = stop.cancelled() => return,
+        messages = consumer.messages() => messages,
+    } {
+        Ok(messages) => messages,
+        Err(err) => {
+            tracing::warn!(%err, "replay could not start");
+            return;
+        }
+    };
+    let mut last_historical = 0;
+    loop {
+        let next = tokio::select! {
+            () = stop.cancelled() => break,
+            next = messages.next() => next,
+        };
+        let msg = match next {
+            Some(Ok(msg)) => msg,
+            Some(Err(err)) => {
+                // The ordered consumer recreates itself after gaps and
+                // reconnects; errors here are transient.
+                tracing::debug!(%err, "replay consumer error");
+                continue;
+            }
+            None => break,
+        };
+        let Ok(info) = msg.info() else { continue };
+        let (seq, left) = (info.stream_sequence, info.pending);
+        let at = StoredAt {
+            stream: stream.clone(),
+            seq,
+            time: Some(rfc3339(&info.published)),
+        };
+        let frame = Frame::message(&msg.subject, &msg.payload, msg.headers.as_ref(), Some(&at));
+        if !caught_up && seq > target {
+            // The first live message: history ended at the previous one.
+            caught_up = true;
+            let seq = if last_historical > 0 {
+                last_historical
+            } else {
+                target
+            };
+            outbox.push_control(Frame::control(&ServerFrame::CaughtUp {
+                subject: &subject,
+                seq,
+            }));
+        }
+        if caught_up {
+            outbox.push_message(frame);
+            continue;
+        }
+        if !outbox.push_waiting(frame).await {
+            break;
+        }
+        last_historical = seq;
+        if left == 0 || seq >= target {
+            caught_up = true;
+            outbox.push_control(Frame::control(&ServerFrame::CaughtUp {
+                subject: &subject,
+                seq,
+            }));
+        }
+    }
+}

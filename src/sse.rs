@@ -1,0 +1,149 @@
+//! `GET /events`: the WebSocket subscription as Server-Sent Events, for
+//! `curl -N` and the browser's `EventSource` (which reconnects by itself
+//! and sends `Last-Event-ID`, so replay resumes exactly where it stopped).
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{RawQuery, State};
+use axum::http::HeaderMap;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use tokio::sync::OwnedSemaphorePermit;
+use tokio_util::sync::CancellationToken;
+
+use crate::app::AppState;
+use crate::error::{ApiError, Problem};
+use crate::fanout::{Batch, Outbox, OutboxLimits};
+use crate::frame::Frame;
+use crate::subscription::Subscriptions;
+use crate::ws::SubscribeQuery;
+
+/// Subscribe over Server-Sent Events.
+///
+/// Same query as `GET /subscribe` (`subject` repeatable, `queue`, `policy`,
+/// `deliver`, `start_seq`, `start_time`). Each frame is one event whose
+/// `event:` is the frame's `type` and whose `data:` is the same JSON as the
+/// WebSocket frame; stored messages carry `id: <stream sequence>`, so a
+/// reconnecting `EventSource` resumes after it via `Last-Event-ID`. A
+/// comment heartbeat is sent every 15 s.
+#[utoipa::path(
+    get,
+    path = "/events",
+    tag = "subscribe",
+    params(
+        ("subject" = Vec<String>, Query, description = "Subject pattern; repeatable; `*` and `>` allowed", explode = true),
+        ("queue" = Option<String>, Query, description = "Queue group (live delivery only)"),
+        ("policy" = Option<crate::config::SlowConsumerPolicy>, Query, description = "Slow-consumer policy for live delivery"),
+        ("deliver" = Option<String>, Query, description = "`new` (default, live), `all`, `last`, `last_per_subject`, `start_seq`, `start_time`"),
+        ("start_seq" = Option<u64>, Query, description = "Start at this stream sequence"),
+        ("start_time" = Option<String>, Query, description = "Start at this time (RFC 3339)"),
+        ("Last-Event-ID" = Option<String>, Header, description = "Resume after this stream sequence (sent by EventSource on reconnect)"),
+    ),
+    responses(
+        (status = 200, description = "An event stream (`text/event-stream`)", content_type = "text/event-stream", body = String),
+        (status = 400, description = "`invalid_subject`, `invalid_query`, `invalid_header` or `not_replayable`", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`too_many_connections`, `nats_unavailable` or `jetstream_unavailable`", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn events(
+    State(state): State<AppState>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let mut query = SubscribeQuery::parse(raw.as_deref())?;
+    if let Some(last) = headers.get("last-event-id") {
+        let last = last.to_str().map_err(|_| {
+            ApiError::InvalidHeader("Last-Event-ID must be a stream sequence".into())
+        })?;
+        query.resume_after(last)?;
+    }
+    let request = query
+        .request()
+        .ok_or_else(|| ApiError::InvalidQuery("subject is required".into()))?;
+    let settings = &state.config.gateway.websocket;
+    if request.patterns.len() > settings.max_subscriptions_per_socket {
+        return Err(ApiError::TooManySubscriptions(
+            settings.max_subscriptions_per_socket,
+        ));
+    }
+    let permit = state
+        .ws_slots
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| ApiError::TooManyConnections(settings.max_connections))?;
+    let outbox = Arc::new(Outbox::new(
+        OutboxLimits {
+            max_messages: settings.queue_max_messages,
+            max_bytes: settings.queue_max_bytes,
+            max_replies: settings.max_pending_replies,
+        },
+        query.policy.unwrap_or(settings.slow_consumer_policy),
+    ));
+    let heartbeat = Duration::from_millis(state.config.gateway.sse.heartbeat_ms);
+    let mut subs = Subscriptions::new(state.clone(), outbox.clone());
+    subs.subscribe(&request, None).await?;
+    let feed = Feed {
+        subs: Some(subs),
+        outbox,
+        shutdown: state.shutdown.clone(),
+        batch: Vec::new(),
+        ready: VecDeque::new(),
+        _permit: permit,
+    };
+    let events = futures::stream::unfold(feed, |mut feed| async move {
+        let event = feed.next().await?;
+        Some((Ok::<_, Infallible>(event), feed))
+    });
+    Ok(Sse::new(events)
+        // Comment lines keep proxies from closing an idle stream.
+        .keep_alive(KeepAlive::new().interval(heartbeat).text("heartbeat"))
+        .into_response())
+}
+
+/// One SSE client's state; dropping it (client gone) ends its subscriptions.
+struct Feed {
+    subs: Option<Subscriptions>,
+    outbox: Arc<Outbox>,
+    shutdown: CancellationToken,
+    batch: Vec<Frame>,
+    ready: VecDeque<Event>,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Feed {
+    /// The next event; `None` ends the stream (shutdown or a closed outbox).
+    async fn next(&mut self) -> Option<Event> {
+        loop {
+            if let Some(event) = self.ready.pop_front() {
+                return Some(event);
+            }
+            let batch = tokio::select! {
+                () = self.shutdown.cancelled() => return None,
+                batch = self.outbox.next_batch(&mut self.batch, 256) => batch,
+            };
+            match batch {
+                Batch::Close(_) => return None,
+                Batch::Frames => self.ready.extend(self.batch.drain(..).map(to_event)),
+            }
+        }
+    }
+}
+
+impl Drop for Feed {
+    fn drop(&mut self) {
+        if let Some(mut subs) = self.subs.take() {
+            tokio::spawn(async move { subs.leave_all().await });
+        }
+    }
+}
+
+fn to_event(frame: Frame) -> Event {
+    let event = Event::default().event(frame.kind).data(frame.text.as_str());
+    match frame.seq {
+        Some(seq) => event.id(seq.to_string()),
+        None => event,
+    }
+}

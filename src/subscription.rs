@@ -1,0 +1,176 @@
+//! One subscriber's subscriptions (a WebSocket or an SSE stream): live ones
+//! share the hub's NATS subscriptions, replay ones run their own ordered
+//! consumer. Both feed the subscriber's one outbox.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde_json::value::RawValue;
+
+use crate::app::AppState;
+use crate::error::ApiError;
+use crate::fanout::{MemberId, Outbox, TopicKey};
+use crate::frame::{Frame, ServerFrame};
+use crate::replay::{self, Deliver, ReplayHandle};
+use crate::subject::SubjectPattern;
+
+/// What a client asks to subscribe to.
+#[derive(Debug, Clone)]
+pub struct SubscribeRequest {
+    pub patterns: Vec<SubjectPattern>,
+    pub queue: Option<String>,
+    pub deliver: Deliver,
+}
+
+enum Active {
+    Live(TopicKey),
+    Replay(#[allow(dead_code)] ReplayHandle),
+}
+
+/// Subscriptions are keyed by (first subject, queue group).
+type Key = (String, Option<String>);
+
+pub struct Subscriptions {
+    state: AppState,
+    outbox: Arc<Outbox>,
+    member: MemberId,
+    active: HashMap<Key, Active>,
+}
+
+impl Subscriptions {
+    pub fn new(state: AppState, outbox: Arc<Outbox>) -> Self {
+        let member = state.hub.new_member_id();
+        Self {
+            state,
+            outbox,
+            member,
+            active: HashMap::new(),
+        }
+    }
+
+    pub fn outbox(&self) -> &Arc<Outbox> {
+        &self.outbox
+    }
+
+    /// Subscribes; the `subscribed` frame (carrying `id`) is queued in order
+    /// with the messages, before the first of them. Live subscriptions to a
+    /// subject already held are confirmed again without a second one.
+    pub async fn subscribe(
+        &mut self,
+        req: &SubscribeRequest,
+        id: Option<&RawValue>,
+    ) -> Result<(), ApiError> {
+        let limit = self
+            .state
+            .config
+            .gateway
+            .websocket
+            .max_subscriptions_per_socket;
+        let fresh = if req.deliver.is_live() {
+            req.patterns
+                .iter()
+                .filter(|p| !self.active.contains_key(&key(p, &req.queue)))
+                .count()
+        } else {
+            1
+        };
+        if self.active.len() + fresh > limit {
+            return Err(ApiError::TooManySubscriptions(limit));
+        }
+        if req.deliver.is_live() {
+            for pattern in &req.patterns {
+                self.subscribe_live(pattern, &req.queue, id).await?;
+            }
+            return Ok(());
+        }
+        if req.queue.is_some() {
+            return Err(ApiError::InvalidQuery(
+                "queue groups are for live delivery (deliver=new) only".into(),
+            ));
+        }
+        let first = req
+            .patterns
+            .first()
+            .ok_or_else(|| ApiError::InvalidQuery("subject is required".into()))?;
+        let key = key(first, &None);
+        if self.active.contains_key(&key) {
+            return Err(ApiError::AlreadySubscribed(first.to_string()));
+        }
+        let subjects: Vec<&str> = req.patterns.iter().map(|p| p.as_str()).collect();
+        let confirm = Frame::control(&ServerFrame::Subscribed {
+            subject: first.as_str(),
+            subjects: (subjects.len() > 1).then_some(subjects.as_slice()),
+            queue: None,
+            deliver: Some(req.deliver.name()),
+            id,
+        });
+        let handle = replay::start(
+            self.state.bus.clone(),
+            &self.state.tasks,
+            self.outbox.clone(),
+            req.patterns.clone(),
+            req.deliver.clone(),
+            confirm,
+        )
+        .await?;
+        self.active.insert(key, Active::Replay(handle));
+        Ok(())
+    }
+
+    async fn subscribe_live(
+        &mut self,
+        pattern: &SubjectPattern,
+        queue: &Option<String>,
+        id: Option<&RawValue>,
+    ) -> Result<(), ApiError> {
+        let confirm = Frame::control(&ServerFrame::Subscribed {
+            subject: pattern.as_str(),
+            subjects: None,
+            queue: queue.as_deref(),
+            deliver: None,
+            id,
+        });
+        let key = key(pattern, queue);
+        if self.active.contains_key(&key) {
+            self.outbox.push_control(confirm);
+            return Ok(());
+        }
+        let topic = TopicKey {
+            pattern: pattern.clone(),
+            queue: queue.clone(),
+        };
+        self.state
+            .hub
+            .join(&topic, self.member, self.outbox.clone(), confirm)
+            .await?;
+        self.active.insert(key, Active::Live(topic));
+        Ok(())
+    }
+
+    /// Ends the subscription whose first subject (and queue) is given.
+    pub async fn unsubscribe(
+        &mut self,
+        subject: &str,
+        queue: Option<&str>,
+    ) -> Result<(), ApiError> {
+        let key = (subject.to_owned(), queue.map(str::to_owned));
+        match self.active.remove(&key) {
+            Some(Active::Live(topic)) => self.state.hub.leave(&topic, self.member).await,
+            Some(Active::Replay(handle)) => drop(handle),
+            None => return Err(ApiError::NotSubscribed(subject.to_owned())),
+        }
+        Ok(())
+    }
+
+    pub async fn leave_all(&mut self) {
+        for (_, active) in self.active.drain() {
+            if let Active::Live(topic) = active {
+                self.state.hub.leave(&topic, self.member).await;
+            }
+        }
+    }
+}
+
+fn key(pattern: &SubjectPattern, queue: &Option<String>) -> Key {
+    (pattern.as_str().to_owned(), queue.clone())
+}

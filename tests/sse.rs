@@ -1,0 +1,297 @@
+//! `GET /events` (Server-Sent Events) and `GET /messages/latest/{subject}`.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use futures::StreamExt;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+/// One parsed SSE block: a comment or an event.
+#[derive(Debug, Default)]
+struct Block {
+    comment: Option<String>,
+    event: Option<String>,
+    id: Option<String>,
+    data: String,
+}
+
+/// Reads an SSE response block by block, as an EventSource would.
+struct SseReader {
+    body: futures::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>,
+    buf: String,
+}
+
+impl SseReader {
+    fn new(res: reqwest::Response) -> Self {
+        assert_eq!(res.status(), StatusCode::OK);
+        assert!(
+            res.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/event-stream")
+        );
+        Self {
+            body: res.bytes_stream().boxed(),
+            buf: String::new(),
+        }
+    }
+
+    async fn next(&mut self) -> Block {
+        loop {
+            if let Some(end) = self.buf.find("\n\n") {
+                let raw: String = self.buf.drain(..end + 2).collect();
+                let mut block = Block::default();
+                for line in raw.lines() {
+                    if let Some(c) = line.strip_prefix(':') {
+                        block.comment = Some(c.trim().to_owned());
+                    } else if let Some((field, value)) = line.split_once(':') {
+                        let value = value.strip_prefix(' ').unwrap_or(value);
+                        match field {
+                            "event" => block.event = Some(value.to_owned()),
+                            "id" => block.id = Some(value.to_owned()),
+                            "data" => {
+                                if !block.data.is_empty() {
+                                    block.data.push('\n');
+                                }
+                                block.data.push_str(value);
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+                return block;
+            }
+            let chunk = tokio::time::timeout(Duration::from_secs(10), self.body.next())
+                .await
+                .expect("an event within 10 s")
+                .expect("stream open")
+                .expect("chunk");
+            self.buf.push_str(std::str::from_utf8(&chunk).unwrap());
+        }
+    }
+
+    /// The next event (skipping heartbeat comments).
+    async fn event(&mut self) -> (String, Option<String>, Value) {
+        loop {
+            let b = self.next().await;
+            if let Some(event) = b.event {
+                return (
+                    event,
+                    b.id,
+                    serde_json::from_str(&b.data).expect("JSON data"),
+                );
+            }
+        }
+    }
+}
+
+async fn setup() -> (NatsServer, TestApp, async_nats::jetstream::Context) {
+    let nats = NatsServer::start().await;
+    let js = nats.jetstream().await;
+    create_stream(&js, "MARKET_DATA", &["funding_rate.>"]).await;
+    let app = spawn_app_with(&nats.url(), |c| c.gateway.sse.heartbeat_ms = 200)
+        .await
+        .ready()
+        .await;
+    app.refresh_routes().await;
+    (nats, app, js)
+}
+
+async fn store(js: &async_nats::jetstream::Context, subject: &str, body: &str) -> u64 {
+    js.publish(subject.to_owned(), body.to_owned().into())
+        .await
+        .unwrap()
+        .await
+        .unwrap()
+        .sequence
+}
+
+#[tokio::test]
+async fn sse_replays_with_ids_and_resumes_from_last_event_id() {
+    let (_nats, app, js) = setup().await;
+    for i in 1..=3 {
+        store(
+            &js,
+            "funding_rate.okx.perpetual.BTC-USDT",
+            &json!({"v": i}).to_string(),
+        )
+        .await;
+    }
+    let res = app
+        .get("/events?subject=funding_rate.%3E&deliver=all")
+        .await;
+    let mut sse = SseReader::new(res);
+    let (event, id, data) = sse.event().await;
+    assert_eq!((event.as_str(), id), ("subscribed", None));
+    assert_eq!(data["deliver"], "all");
+    for seq in 1..=3u64 {
+        let (event, id, data) = sse.event().await;
+        assert_eq!(
+            (event.as_str(), id.as_deref()),
+            ("message", Some(seq.to_string().as_str()))
+        );
+        assert_eq!(
+            (data["seq"].as_u64(), data["data"]["v"].as_u64()),
+            (Some(seq), Some(seq))
+        );
+    }
+    let (event, _, data) = sse.event().await;
+    assert_eq!(
+        (event.as_str(), data["seq"].as_u64()),
+        ("caught_up", Some(3))
+    );
+    store(&js, "funding_rate.okx.perpetual.BTC-USDT", "{\"v\":4}").await;
+    let (event, id, _) = sse.event().await;
+    assert_eq!((event.as_str(), id.as_deref()), ("message", Some("4")));
+    drop(sse);
+
+    // An EventSource reconnects with the last id it saw.
+    store(&js, "funding_rate.okx.perpetual.BTC-USDT", "{\"v\":5}").await;
+    let res = app
+        .http
+        .get(app.url("/events?subject=funding_rate.%3E"))
+        .header("Last-Event-ID", "4")
+        .send()
+        .await
+        .unwrap();
+    let mut sse = SseReader::new(res);
+    assert_eq!(sse.event().await.0, "subscribed");
+    let (event, id, _) = sse.event().await;
+    assert_eq!(
+        (event.as_str(), id.as_deref()),
+        ("message", Some("5")),
+        "resumes right after 4"
+    );
+}
+
+#[tokio::test]
+async fn sse_sends_comment_heartbeats_and_live_messages() {
+    let (nats, app, _js) = setup().await;
+    let mut sse = SseReader::new(app.get("/events?subject=trade.%3E").await);
+    assert_eq!(sse.event().await.0, "subscribed");
+    let block = sse.next().await;
+    assert_eq!(block.comment.as_deref(), Some("heartbeat"), "{block:?}");
+    let client = nats.client().await;
+    client
+        .publish("trade.okx.spot.BTC-USDT", "{\"p\":1}".into())
+        .await
+        .unwrap();
+    client.flush().await.unwrap();
+    let (event, id, data) = sse.event().await;
+    assert_eq!(
+        (event.as_str(), id),
+        ("message", None),
+        "live core messages have no id"
+    );
+    assert_eq!(data["data"], json!({"p": 1}));
+}
+
+#[tokio::test]
+async fn sse_rejects_bad_input_before_streaming() {
+    let (_nats, app, _js) = setup().await;
+    let cases = [
+        ("/events", "invalid_query"),
+        ("/events?subject=a..b", "invalid_subject"),
+        (
+            "/events?subject=orderbook.%3E&deliver=all",
+            "not_replayable",
+        ),
+        (
+            "/events?subject=funding_rate.%3E&start_seq=zero",
+            "invalid_query",
+        ),
+    ];
+    for (path, code) in cases {
+        let (status, got, _) = problem(app.get(path).await).await;
+        assert_eq!(
+            (status, got.as_str()),
+            (StatusCode::BAD_REQUEST, code),
+            "{path}"
+        );
+    }
+    let res = app
+        .http
+        .get(app.url("/events?subject=funding_rate.%3E"))
+        .header("Last-Event-ID", "abc")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(problem(res).await.1, "invalid_header");
+}
+
+#[tokio::test]
+async fn latest_returns_the_newest_payload_with_stream_headers_and_etag() {
+    let (_nats, app, js) = setup().await;
+    let subject = "funding_rate.binance.perpetual.BTC-USDT";
+    let (status, code, _) = problem(app.get(&format!("/messages/latest/{subject}")).await).await;
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::NOT_FOUND, "no_message")
+    );
+
+    store(&js, subject, "{\"rate\":1}").await;
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("X-Source", "binance");
+    let funding = payload(subject);
+    js.publish_with_headers(subject, headers, funding.clone().into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+
+    let res = app.get(&format!("/messages/latest/{subject}")).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let h = res.headers().clone();
+    assert_eq!(h["nats-stream"], "MARKET_DATA");
+    assert_eq!(h["nats-sequence"], "2");
+    assert!(h["nats-time-stamp"].to_str().unwrap().contains('T'));
+    assert_eq!(h["natsh-x-source"], "binance");
+    assert_eq!(h["content-type"], "application/json");
+    let etag = h["etag"].to_str().unwrap().to_owned();
+    assert_eq!(
+        res.bytes().await.unwrap().as_ref(),
+        funding.as_slice(),
+        "the raw payload"
+    );
+
+    let cached = app
+        .http
+        .get(app.url(&format!("/messages/latest/{subject}")))
+        .header("If-None-Match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cached.status(), StatusCode::NOT_MODIFIED);
+    assert_eq!(cached.headers()["etag"].to_str().unwrap(), etag);
+
+    store(&js, subject, "{\"rate\":3}").await;
+    let fresh = app
+        .http
+        .get(app.url(&format!("/messages/latest/{subject}")))
+        .header("If-None-Match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(fresh.status(), StatusCode::OK);
+    assert_ne!(fresh.headers()["etag"].to_str().unwrap(), etag);
+    assert_eq!(fresh.text().await.unwrap(), "{\"rate\":3}");
+
+    assert_eq!(
+        problem(app.get("/messages/latest/funding_rate.*").await)
+            .await
+            .1,
+        "invalid_subject"
+    );
+    assert_eq!(
+        problem(
+            app.get("/messages/latest/orderbook.binance.perpetual.BTC-USDT")
+                .await
+        )
+        .await
+        .1,
+        "no_message"
+    );
+}
