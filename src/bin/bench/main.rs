@@ -1,0 +1,386 @@
+//! The gateway's performance harness (`scripts/bench.sh`).
+//!
+//! Starts its own nats-server (JetStream + native WebSocket listener) and
+//! the gateway (this binary's `gateway` mode, which adds the B1 no-op
+//! route), both pinned to CPU 0, then drives them from this process,
+//! pinned to CPU 1, with its own HTTP, WebSocket and async-nats clients.
+//! Each benchmark measures the gateway and its baseline back to back in
+//! every repetition (alternating which goes first) and reports medians and
+//! the median of the per-repetition ratios.
+//!
+//! ```text
+//! bench [--quick] [--reps N] [--window SECS] [--only B1,B5,...] [--out DIR] [--no-pin]
+//! bench gateway <config.yaml> <port-file>     (internal: the server under test)
+//! ```
+//!
+//! Writes `<out>/latest.json` and `<out>/latest.md`. In quick mode the exit
+//! status is 1 when a result falls below 80 % of its target.
+
+mod clients;
+mod err;
+mod fanout;
+mod payload;
+mod procs;
+mod publish;
+mod replay;
+mod report;
+mod serve;
+mod stats;
+mod sys;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use crate::err::{Context, Result, bail};
+use crate::procs::{GatewayProc, Nats, Placement, gateway_config};
+use crate::stats::{BenchResult, Rep};
+
+/// CPU of the servers (gateway and nats-server) and of the load generator.
+const SERVER_CPU: usize = 0;
+const LOAD_CPU: usize = 1;
+
+struct Args {
+    quick: bool,
+    reps: Option<usize>,
+    window: Option<f64>,
+    only: Option<Vec<String>>,
+    out: PathBuf,
+    pin: bool,
+    idle_sockets: Option<usize>,
+    replay_messages: Option<u64>,
+}
+
+fn usage() -> ! {
+    eprintln!(
+        "usage: bench [--quick] [--reps N] [--window SECS] [--only B1,B2,...] [--out DIR] [--no-pin]\n\
+         \x20            [--sockets N (B7)] [--replay N (B8)]"
+    );
+    std::process::exit(2)
+}
+
+fn parse_args(mut args: impl Iterator<Item = String>) -> Args {
+    let mut a = Args {
+        quick: false,
+        reps: None,
+        window: None,
+        only: None,
+        out: PathBuf::from("bench-results"),
+        pin: true,
+        idle_sockets: None,
+        replay_messages: None,
+    };
+    while let Some(arg) = args.next() {
+        let mut value = || args.next().unwrap_or_else(|| usage());
+        match arg.as_str() {
+            "--quick" => a.quick = true,
+            "--no-pin" => a.pin = false,
+            "--reps" => a.reps = Some(value().parse().unwrap_or_else(|_| usage())),
+            "--window" => a.window = Some(value().parse().unwrap_or_else(|_| usage())),
+            "--sockets" => a.idle_sockets = Some(value().parse().unwrap_or_else(|_| usage())),
+            "--replay" => a.replay_messages = Some(value().parse().unwrap_or_else(|_| usage())),
+            "--out" => a.out = PathBuf::from(value()),
+            "--only" => {
+                a.only = Some(
+                    value()
+                        .split(',')
+                        .map(|s| s.trim().to_ascii_uppercase())
+                        .collect(),
+                )
+            }
+            "-h" | "--help" => usage(),
+            _ => usage(),
+        }
+    }
+    a
+}
+
+/// What every benchmark needs.
+pub struct Env {
+    pub gateway: SocketAddr,
+    pub nats_ws: SocketAddr,
+    pub nats: async_nats::Client,
+    pub js: async_nats::jetstream::Context,
+    pub warmup: Duration,
+    pub window: Duration,
+    pub reps: usize,
+    pub placement: Placement,
+    pub dir: PathBuf,
+    pub idle_sockets: usize,
+    pub replay_messages: u64,
+    /// Attempts per pair when other processes load the machine.
+    pub attempts: u32,
+    /// No re-runs after this, so the whole run keeps its time limit.
+    pub retry_until: Instant,
+}
+
+impl Env {
+    pub fn progress(&self, id: &str, rep: usize, r: &Rep) {
+        let cpu = |c: &[f64]| {
+            c.iter()
+                .map(|v| format!("{v:.0}%"))
+                .collect::<Vec<_>>()
+                .join("/")
+        };
+        let extra = if r.extra.is_empty() {
+            String::new()
+        } else {
+            format!(" {}", serde_json::Value::Object(r.extra.clone()))
+        };
+        eprintln!(
+            "  {id:<12} rep {}: gateway {:>12.1}  baseline {:>12.1}  ratio {:.3}  cpu0/cpu1 gw {} base {} other {:.0}%{extra}",
+            rep + 1,
+            r.gateway,
+            r.baseline,
+            r.ratio,
+            cpu(&r.gateway_cpu),
+            cpu(&r.baseline_cpu),
+            r.foreign_cpu,
+        );
+    }
+}
+
+/// Waits until the gateway answers `/healthz` with 200 and routes
+/// `bench.js.*` to JetStream (its stream index is loaded).
+pub async fn wait_ready(addr: SocketAddr) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let health = clients::http_once(addr, "GET", "/healthz", Bytes::new()).await;
+        if let Ok((200, _)) = health {
+            let probe =
+                clients::http_once(addr, "POST", "/publish/bench.js.ready", Bytes::from("{}"))
+                    .await;
+            if let Ok((200, _)) = probe {
+                return Ok(());
+            }
+        }
+        if Instant::now() > deadline {
+            bail!("gateway at {addr} not ready: last /healthz {health:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Progress details when `BENCH_DEBUG` is set.
+pub fn debug(what: &str) {
+    if std::env::var_os("BENCH_DEBUG").is_some() {
+        eprintln!("  [debug] {what}");
+    }
+}
+
+fn main() -> ExitCode {
+    let mut args = std::env::args().skip(1).peekable();
+    if args.peek().map(String::as_str) == Some("gateway") {
+        args.next();
+        let (Some(config), Some(port_file)) = (args.next(), args.next()) else {
+            usage()
+        };
+        return serve::main(config.as_ref(), port_file.as_ref());
+    }
+    let args = parse_args(args);
+    let cpus = sys::online_cpus();
+    let pin = args.pin && cpus >= 2;
+    let mut pin_note = String::new();
+    if pin {
+        // Before the runtime exists, so every thread inherits it.
+        if let Err(e) = sys::pin_current(LOAD_CPU) {
+            pin_note = format!("pinning failed: {e}");
+        }
+    } else if args.pin {
+        pin_note = format!("only {cpus} CPU online: not pinned");
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    match runtime.block_on(run(args, pin && pin_note.is_empty(), pin_note)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("bench: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn run(args: Args, pin: bool, mut pin_note: String) -> Result<ExitCode> {
+    let started = Instant::now();
+    let quick = args.quick;
+    let nofile = sys::raise_nofile();
+    let want_sockets = args
+        .idle_sockets
+        .unwrap_or(if quick { 2_000 } else { 10_000 });
+    // Each process needs one descriptor per socket plus some spare.
+    let idle_sockets = want_sockets.min(nofile.saturating_sub(200) as usize);
+    let window = args.window.unwrap_or(if quick { 1.0 } else { 3.0 });
+    let placement = Placement {
+        server_cpu: pin.then_some(SERVER_CPU),
+    };
+    let dir = std::env::temp_dir().join(format!("marketprism-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).context("temp dir")?;
+    let cleanup = Cleanup(dir.clone());
+
+    let nats = Nats::start(&dir.join("nats"), placement)?;
+    let gateway = GatewayProc::start(
+        &dir.join("gateway"),
+        &gateway_config(&nats.url, "warn"),
+        placement,
+    )?;
+    let client = async_nats::ConnectOptions::new()
+        .name("bench-loadgen")
+        .connect(&nats.url)
+        .await
+        .context("connect to nats")?;
+    let js = async_nats::jetstream::new(client.clone());
+    wait_ready(gateway.addr).await?;
+    sys::watch(gateway.pid());
+    sys::watch(nats.pid());
+
+    let me = std::process::id();
+    let affinity = serde_json::json!({
+        "load_generator": sys::allowed_cpus(me),
+        "gateway": sys::allowed_cpus(gateway.pid()),
+        "nats_server": sys::allowed_cpus(nats.pid()),
+    });
+    let pinned = pin
+        && sys::allowed_cpus(me).as_deref() == Some("1")
+        && sys::allowed_cpus(gateway.pid()).as_deref() == Some("0")
+        && sys::allowed_cpus(nats.pid()).as_deref() == Some("0");
+    if pin && !pinned {
+        pin_note = format!("pinning requested but not in effect: {affinity}");
+    }
+    eprintln!(
+        "bench: {} mode; pinned: {pinned} (cpus allowed: {affinity}){}",
+        if quick { "quick" } else { "full" },
+        if pin_note.is_empty() {
+            String::new()
+        } else {
+            format!("; {pin_note}")
+        }
+    );
+    if idle_sockets < want_sockets {
+        eprintln!(
+            "bench: open-files limit {nofile} allows {idle_sockets} idle sockets, not {want_sockets}"
+        );
+    }
+
+    let env = Env {
+        gateway: gateway.addr,
+        nats_ws: nats.ws,
+        nats: client,
+        js,
+        warmup: Duration::from_secs_f64(if quick { 0.3 } else { 1.0 }),
+        window: Duration::from_secs_f64(window),
+        reps: args.reps.unwrap_or(3),
+        placement,
+        dir: dir.clone(),
+        idle_sockets,
+        replay_messages: args
+            .replay_messages
+            .unwrap_or(if quick { 200_000 } else { 1_000_000 }),
+        attempts: if quick { 2 } else { 3 },
+        retry_until: started + Duration::from_secs(if quick { 75 } else { 400 }),
+    };
+    let wanted = |id: &str| {
+        args.only
+            .as_ref()
+            .is_none_or(|only| only.iter().any(|o| o == id))
+    };
+
+    let mut results: Vec<BenchResult> = Vec::new();
+    let step = |name: &str| eprintln!("bench: {name} ({:.0} s)", started.elapsed().as_secs_f64());
+    if wanted("B1") {
+        step("B1 HTTP core publish");
+        results.push(publish::b1(&env).await?);
+    }
+    if wanted("B2") || wanted("B9") {
+        step("B2 HTTP JetStream publish + B9 WebSocket publish");
+        let (b2, b9) = publish::b2_b9(&env).await?;
+        results.push(b2);
+        results.push(b9);
+    }
+    if wanted("B3") {
+        step("B3 NDJSON core");
+        results.push(publish::b3(&env).await?);
+    }
+    if wanted("B4") {
+        step("B4 NDJSON JetStream");
+        results.push(publish::b4(&env).await?);
+    }
+    if wanted("B5") {
+        step("B5 WebSocket fan-out");
+        results.extend(fanout::b5(&env).await?);
+    }
+    if wanted("B6") {
+        step("B6 latency");
+        results.push(fanout::b6(&env).await?);
+    }
+    if wanted("B8") {
+        step("B8 replay");
+        results.push(replay::b8(&env).await?);
+    }
+    if wanted("B7") {
+        step("B7 idle socket memory");
+        results.push(fanout::b7(&env).await?);
+    }
+    results.sort_by_key(|r| order(&r.id));
+
+    drop(gateway);
+    drop(nats);
+    let report = report::Report::new(
+        if quick { "quick" } else { "full" },
+        pinned,
+        affinity,
+        pin_note,
+        started.elapsed().as_secs_f64(),
+        results,
+    );
+    std::fs::create_dir_all(&args.out).context("create output dir")?;
+    let json = args.out.join("latest.json");
+    let md = args.out.join("latest.md");
+    std::fs::write(&json, report.json()).context("write JSON")?;
+    std::fs::write(&md, report.markdown()).context("write markdown")?;
+    println!("{}", report.markdown());
+    eprintln!("bench: wrote {} and {}", json.display(), md.display());
+    drop(cleanup);
+
+    if quick {
+        let failed: Vec<&str> = report
+            .results
+            .iter()
+            .filter(|r| !r.within_quick_bound)
+            .map(|r| r.id.as_str())
+            .collect();
+        if !failed.is_empty() {
+            eprintln!(
+                "bench: below 80 % of target (quick-mode bound): {}",
+                failed.join(", ")
+            );
+            return Ok(ExitCode::FAILURE);
+        }
+        eprintln!("bench: every result within 80 % of its target");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn order(id: &str) -> (u32, String) {
+    let n = id
+        .trim_start_matches('B')
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect::<String>()
+        .parse()
+        .unwrap_or(99);
+    (n, id.to_owned())
+}
+
+struct Cleanup(PathBuf);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

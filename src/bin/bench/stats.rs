@@ -1,0 +1,193 @@
+//! Medians, percentiles and the per-benchmark result record.
+
+use serde::Serialize;
+
+pub fn median(values: &[f64]) -> f64 {
+    if values.is_empty() {
+        return f64::NAN;
+    }
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    let mid = v.len() / 2;
+    if v.len() % 2 == 1 {
+        v[mid]
+    } else {
+        (v[mid - 1] + v[mid]) / 2.0
+    }
+}
+
+/// Nearest-rank percentile of already sorted values.
+pub fn percentile(sorted: &[u64], p: f64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// How a result is judged against its target.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+#[serde(rename_all = "snake_case")]
+pub enum Goal {
+    /// `ratio >= target` (throughput ratios).
+    RatioAtLeast,
+    /// `ratio <= target` (latency ratios).
+    RatioAtMost,
+    /// `gateway <= target` (an absolute bound, e.g. KiB per socket).
+    ValueAtMost,
+}
+
+/// One measured repetition of a benchmark pair.
+#[derive(Debug, Clone, Serialize)]
+pub struct Rep {
+    pub gateway: f64,
+    pub baseline: f64,
+    pub ratio: f64,
+    /// Busy % of [server core, load-generator core] during the gateway run.
+    pub gateway_cpu: Vec<f64>,
+    /// Same, during the baseline run.
+    pub baseline_cpu: Vec<f64>,
+    /// CPU used meanwhile by processes outside the benchmark, in % of one
+    /// CPU (the larger of the two runs); pairs above a threshold are re-run.
+    pub foreign_cpu: f64,
+    /// How many times this pair was re-run because of foreign load.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub reruns: u32,
+    /// Anything else worth keeping (percentiles, errors, drops).
+    #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
+    pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Rep {
+    pub fn new(gateway: Sample, baseline: Sample) -> Rep {
+        Rep {
+            gateway: gateway.value,
+            baseline: baseline.value,
+            ratio: gateway.value / baseline.value,
+            foreign_cpu: gateway.foreign.max(baseline.foreign),
+            gateway_cpu: gateway.cpu,
+            baseline_cpu: baseline.cpu,
+            reruns: 0,
+            extra: serde_json::Map::new(),
+        }
+    }
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// One side of a pair: the measured value and the CPU load meanwhile.
+#[derive(Debug, Clone, Default)]
+pub struct Sample {
+    pub value: f64,
+    pub cpu: Vec<f64>,
+    /// CPU used by other processes meanwhile, in % of one CPU.
+    pub foreign: f64,
+    pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchResult {
+    pub id: String,
+    pub name: String,
+    pub metric: String,
+    /// What the baseline is.
+    pub baseline_is: String,
+    pub gateway: f64,
+    pub baseline: f64,
+    pub ratio: f64,
+    pub target: f64,
+    pub goal: Goal,
+    pub target_text: String,
+    pub pass: bool,
+    /// The quick-mode (CI) bound: 80 % of the target.
+    pub quick_bound: f64,
+    pub within_quick_bound: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    pub reps: Vec<Rep>,
+    #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
+    pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+impl BenchResult {
+    /// Medians over the repetitions; the ratio is the median of the
+    /// per-repetition ratios (each measured back to back).
+    pub fn from_reps(
+        id: &str,
+        name: &str,
+        metric: &str,
+        baseline_is: &str,
+        goal: Goal,
+        target: f64,
+        reps: Vec<Rep>,
+    ) -> BenchResult {
+        let gateway = median(&reps.iter().map(|r| r.gateway).collect::<Vec<_>>());
+        let baseline = median(&reps.iter().map(|r| r.baseline).collect::<Vec<_>>());
+        let ratio = median(&reps.iter().map(|r| r.ratio).collect::<Vec<_>>());
+        let (pass, quick_bound, within, target_text) = match goal {
+            Goal::RatioAtLeast => (
+                ratio >= target,
+                target * 0.8,
+                ratio >= target * 0.8,
+                format!("ratio ≥ {target:.2}"),
+            ),
+            Goal::RatioAtMost => (
+                ratio <= target,
+                target / 0.8,
+                ratio <= target / 0.8,
+                format!("ratio ≤ {target:.2}"),
+            ),
+            Goal::ValueAtMost => (
+                gateway <= target,
+                target / 0.8,
+                gateway <= target / 0.8,
+                format!("≤ {target} {metric}"),
+            ),
+        };
+        BenchResult {
+            id: id.into(),
+            name: name.into(),
+            metric: metric.into(),
+            baseline_is: baseline_is.into(),
+            gateway,
+            baseline,
+            ratio,
+            target,
+            goal,
+            target_text,
+            pass: pass && ratio.is_finite(),
+            quick_bound,
+            within_quick_bound: within && ratio.is_finite(),
+            note: None,
+            reps,
+            extra: serde_json::Map::new(),
+        }
+    }
+
+    /// Median over reps of a number stored in each rep's `extra`.
+    pub fn median_extra(&self, key: &str) -> Option<f64> {
+        let v: Vec<f64> = self
+            .reps
+            .iter()
+            .filter_map(|r| r.extra.get(key).and_then(serde_json::Value::as_f64))
+            .collect();
+        (!v.is_empty()).then(|| median(&v))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn medians_and_percentiles() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
+        let v: Vec<u64> = (1..=100).collect();
+        assert_eq!(percentile(&v, 50.0), 50);
+        assert_eq!(percentile(&v, 99.0), 99);
+        assert_eq!(percentile(&v, 100.0), 100);
+    }
+}
