@@ -1,6 +1,7 @@
-//! The load generator's own clients: HTTP/1.1 keep-alive (hyper's bare
-//! connection API, no pool), the gateway's WebSocket protocol, and a
-//! minimal NATS-over-WebSocket client for nats-server's native listener.
+//! The load generator's own clients: HTTP/1.1 keep-alive, the gateway's
+//! WebSocket protocol, and a minimal NATS-over-WebSocket client for
+//! nats-server's native listener, all written on plain TCP so that they
+//! cost far less per request or frame than the servers they measure.
 //! Plus the measuring window shared by every benchmark.
 
 use std::net::SocketAddr;
@@ -9,10 +10,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::Request;
-use hyper::client::conn::http1;
-use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
 use crate::err::{Context, Result, bail};
@@ -78,6 +75,86 @@ pub struct Post {
     pub weight: u64,
 }
 
+/// A keep-alive HTTP/1.1 connection with a hand-written client: the
+/// request bytes are built once and each response is parsed just enough
+/// (status, Content-Length) to find its end, so the load generator spends
+/// far less per request than the server it measures.
+pub struct Http {
+    stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Http {
+    pub async fn connect(addr: SocketAddr) -> Result<Http> {
+        Ok(Http {
+            stream: tcp(addr).await?,
+            buf: Vec::with_capacity(16 * 1024),
+        })
+    }
+
+    /// The bytes of one request.
+    pub fn request(
+        addr: SocketAddr,
+        method: &str,
+        path: &str,
+        content_type: &str,
+        body: &[u8],
+    ) -> Vec<u8> {
+        let mut req = format!(
+            "{method} {path} HTTP/1.1\r\nhost: {addr}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        req.extend_from_slice(body);
+        req
+    }
+
+    /// Sends `request` and reads the whole response: (status, body).
+    pub async fn send(&mut self, request: &[u8]) -> Result<(u16, &[u8])> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        self.stream
+            .write_all(request)
+            .await
+            .context("write request")?;
+        self.buf.clear();
+        let mut head = None;
+        loop {
+            if let Some((status, body_at, len)) = head {
+                if self.buf.len() >= body_at + len {
+                    return Ok((status, &self.buf[body_at..body_at + len]));
+                }
+            } else if let Some(at) = payload::memfind(&self.buf, b"\r\n\r\n") {
+                let text = std::str::from_utf8(&self.buf[..at]).context("response head")?;
+                let status: u16 = text
+                    .get(9..12)
+                    .and_then(|s| s.parse().ok())
+                    .context("status")?;
+                let len: usize = text
+                    .lines()
+                    .find_map(|l| {
+                        let (k, v) = l.split_once(':')?;
+                        k.eq_ignore_ascii_case("content-length")
+                            .then(|| v.trim().parse().ok())?
+                    })
+                    .context("response without content-length")?;
+                head = Some((status, at + 4, len));
+                continue;
+            }
+            if self.buf.capacity() - self.buf.len() < 4096 {
+                self.buf.reserve(self.buf.capacity());
+            }
+            let n = self
+                .stream
+                .read_buf(&mut self.buf)
+                .await
+                .context("read response")?;
+            if n == 0 {
+                bail!("connection closed by the server");
+            }
+        }
+    }
+}
+
 /// One keep-alive connection sending `post` back to back until `stop`.
 /// Responses with another status are counted in `errors`.
 pub async fn http_worker(
@@ -87,20 +164,10 @@ pub async fn http_worker(
     errors: Counter,
     stop: Stop,
 ) -> Result<()> {
-    let io = TokioIo::new(tcp(addr).await?);
-    let (mut sender, conn) = http1::handshake(io).await.context("http handshake")?;
-    let conn = tokio::spawn(conn);
-    let host = addr.to_string();
+    let mut http = Http::connect(addr).await?;
+    let request = Http::request(addr, "POST", &post.path, post.content_type, &post.body);
     while !stop.is_set() {
-        sender.ready().await.context("connection closed")?;
-        let req = Request::post(&*post.path)
-            .header(hyper::header::HOST, &host)
-            .header(hyper::header::CONTENT_TYPE, post.content_type)
-            .body(Full::new(post.body.clone()))
-            .context("request")?;
-        let res = sender.send_request(req).await.context("send")?;
-        let status = res.status().as_u16();
-        let body = res.into_body().collect().await.context("body")?;
+        let (status, body) = http.send(&request).await?;
         if status == post.expect {
             done.fetch_add(post.weight, Ordering::Relaxed);
         } else {
@@ -108,7 +175,7 @@ pub async fn http_worker(
                 eprintln!(
                     "  unexpected {status} from {}: {}",
                     post.path,
-                    String::from_utf8_lossy(&body.to_bytes()[..])
+                    String::from_utf8_lossy(body)
                         .chars()
                         .take(300)
                         .collect::<String>()
@@ -117,32 +184,20 @@ pub async fn http_worker(
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
-    drop(sender);
-    conn.abort();
     Ok(())
 }
 
-/// One request, for setup checks: (status, body).
+/// One request on a new connection, for setup checks: (status, body).
 pub async fn http_once(
     addr: SocketAddr,
     method: &str,
     path: &str,
     body: Bytes,
 ) -> Result<(u16, String)> {
-    let io = TokioIo::new(tcp(addr).await?);
-    let (mut sender, conn) = http1::handshake(io).await.context("http handshake")?;
-    let conn = tokio::spawn(conn);
-    let req = Request::builder()
-        .method(method)
-        .uri(path)
-        .header(hyper::header::HOST, addr.to_string())
-        .body(Full::new(body))
-        .context("request")?;
-    let res = sender.send_request(req).await.context("send")?;
-    let status = res.status().as_u16();
-    let body = res.into_body().collect().await.context("body")?.to_bytes();
-    conn.abort();
-    Ok((status, String::from_utf8_lossy(&body).into_owned()))
+    let mut http = Http::connect(addr).await?;
+    let request = Http::request(addr, method, path, "application/json", &body);
+    let (status, body) = http.send(&request).await?;
+    Ok((status, String::from_utf8_lossy(body).into_owned()))
 }
 
 /// A WebSocket client on a plain TCP stream with its own frame parser: the

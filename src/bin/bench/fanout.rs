@@ -324,7 +324,9 @@ pub async fn b7(env: &Env) -> Result<BenchResult> {
         );
         drop(gw);
         drop(nats);
-        let _ = std::fs::remove_dir_all(&dir);
+        if std::env::var_os("BENCH_KEEP").is_none() {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
     }
     let mut res = BenchResult::from_reps(
         "B7",

@@ -381,6 +381,11 @@ struct Cleanup(PathBuf);
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        // BENCH_KEEP keeps the servers' logs and stores for a look.
+        if std::env::var_os("BENCH_KEEP").is_none() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        } else {
+            eprintln!("bench: kept {}", self.0.display());
+        }
     }
 }

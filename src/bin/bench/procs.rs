@@ -195,7 +195,18 @@ impl GatewayProc {
         std::fs::write(&conf, config_text).context("write gateway.yaml")?;
         let log = std::fs::File::create(dir.join("gateway.log")).context("gateway log")?;
         let exe = std::env::current_exe().context("current exe")?;
-        let mut cmd = Command::new(exe);
+        // BENCH_GATEWAY_WRAPPER="valgrind --tool=massif" runs the gateway
+        // under a profiler (for finding a cause, never for the figures).
+        let wrapper = std::env::var("BENCH_GATEWAY_WRAPPER").unwrap_or_default();
+        let mut words = wrapper.split_whitespace();
+        let mut cmd = match words.next() {
+            Some(tool) => {
+                let mut cmd = Command::new(tool);
+                cmd.args(words).arg(exe);
+                cmd
+            }
+            None => Command::new(exe),
+        };
         cmd.arg("gateway")
             .arg(&conf)
             .arg(&port_file)
@@ -235,6 +246,19 @@ impl GatewayProc {
 
 impl Drop for GatewayProc {
     fn drop(&mut self) {
+        // SIGTERM first: a gateway under a profiler writes its profile on a
+        // clean exit.
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe {
+            libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

@@ -68,9 +68,12 @@ async fn serve(config: &Path, port_file: &Path) -> Result<(), String> {
         app.into_make_service_with_connect_info::<ClientAddr>(),
     )
     .with_graceful_shutdown(async move {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
         tokio::select! {
             () = state.shutdown.cancelled() => {}
             () = give_up.cancelled() => {}
+            _ = term.recv() => {}
         }
     })
     .await
