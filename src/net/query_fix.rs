@@ -195,7 +195,13 @@ impl<IO: AsyncRead + Unpin> AsyncRead for QueryFix<IO> {
             }
             other => other,
         };
-        this.scratch = scratch;
+        // Past a body or an upgrade the buffers are never used again; a
+        // WebSocket would otherwise hold them for its whole life.
+        if this.phase == Phase::PassThrough {
+            this.line = Vec::new();
+        } else {
+            this.scratch = scratch;
+        }
         result
     }
 }
