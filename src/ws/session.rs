@@ -107,7 +107,9 @@ async fn write_loop(
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // A write that makes no progress for this long means the peer is gone.
     let stall = live.interval + live.timeout;
-    let mut batch: Vec<Frame> = Vec::with_capacity(BATCH);
+    // Grows to what the traffic needs (at most BATCH frames): an idle
+    // socket must not hold a full batch's worth of memory.
+    let mut batch: Vec<Frame> = Vec::new();
     let close = loop {
         tokio::select! {
             biased;
