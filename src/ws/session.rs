@@ -61,7 +61,10 @@ pub async fn run(
 
     let mut session = Session::new(state.clone(), outbox.clone());
     if let Some(req) = initial {
-        session.subscribe(req, None).await;
+        // Boxed, like every op below: subscribing (hub join, replay setup)
+        // is a large future, and inlined it would sit in every socket's
+        // task for the socket's whole life.
+        Box::pin(session.subscribe(req, None)).await;
     }
     let writer = write_loop(
         sink,
@@ -177,7 +180,7 @@ async fn read_loop(
         };
         last_seen.store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
         match next {
-            Some(Ok(Message::Text(text))) => session.handle_text(text).await,
+            Some(Ok(Message::Text(text))) => Box::pin(session.handle_text(text)).await,
             Some(Ok(Message::Binary(_))) => session.reject_binary(),
             Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
             Some(Ok(Message::Close(_))) | None => break,
