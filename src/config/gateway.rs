@@ -159,7 +159,10 @@ pub struct WebSocketSettings {
     pub max_publishes_in_flight: usize,
     /// tungstenite read buffer per socket (its default is 128 KiB).
     pub read_buffer_bytes: usize,
-    /// tungstenite write buffer per socket (its default is 128 KiB).
+    /// How many bytes of frames tungstenite gathers before it writes to
+    /// the socket (its default is 128 KiB). The buffer grows only while a
+    /// socket has a burst to send, so idle sockets do not pay for it; too
+    /// small a value costs one write syscall per few frames under fan-out.
     pub write_buffer_bytes: usize,
 }
 
@@ -177,7 +180,7 @@ impl Default for WebSocketSettings {
             max_pending_replies: 1_024,
             max_publishes_in_flight: 1_024,
             read_buffer_bytes: 4 * 1024,
-            write_buffer_bytes: 4 * 1024,
+            write_buffer_bytes: 64 * 1024,
         }
     }
 }
