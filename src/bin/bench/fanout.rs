@@ -181,7 +181,8 @@ async fn latency(env: &Env, kind: Kind) -> Result<Sample> {
     let m0 = tally.messages.load(Ordering::Relaxed);
     let load = sys::Load::now();
     let t0 = Instant::now();
-    tokio::time::sleep(env.window).await;
+    // p99 needs enough samples: at least 2 s (10,000 per socket).
+    tokio::time::sleep(env.window.max(Duration::from_secs(2))).await;
     let mut values = std::mem::take(&mut *lat.lock().expect("lock"));
     let received = tally.messages.load(Ordering::Relaxed) - m0;
     let elapsed = t0.elapsed().as_secs_f64();

@@ -181,7 +181,15 @@ logging:
 gateway:
   websocket:
     max_connections: 20000
-"#
+{extra}"#,
+        // For experiments: BENCH_GATEWAY_WS="write_buffer_bytes: 65536"
+        // (";"-separated) adds gateway.websocket settings.
+        extra = std::env::var("BENCH_GATEWAY_WS")
+            .unwrap_or_default()
+            .split(';')
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| format!("    {}\n", l.trim()))
+            .collect::<String>()
     )
 }
 

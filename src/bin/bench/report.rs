@@ -97,12 +97,12 @@ impl Report {
         out.push_str("| # | benchmark | gateway | baseline | ratio | target | result |\n");
         out.push_str("|---|---|---:|---:|---:|---|---|\n");
         for r in &self.results {
-            let verdict = if r.pass {
-                "met"
-            } else if r.within_quick_bound {
-                "missed (within CI bound)"
-            } else {
-                "missed"
+            let verdict = match (r.pass, r.reference, r.within_quick_bound) {
+                (true, _, _) => "met".to_owned(),
+                (false, Some(_), true) => "missed (known; no regression)".to_owned(),
+                (false, Some(_), false) => "missed (regression)".to_owned(),
+                (false, None, true) => "missed (within 80 %)".to_owned(),
+                (false, None, false) => "missed".to_owned(),
             };
             out.push_str(&format!(
                 "| {} | {} | {} | {} | {:.2} | {} | {} |\n",

@@ -104,6 +104,10 @@ pub struct BenchResult {
     /// The quick-mode (CI) bound: 80 % of the target.
     pub quick_bound: f64,
     pub within_quick_bound: bool,
+    /// The recorded full-run figure the quick bound was lowered to, when
+    /// that run missed the target (see `apply_reference`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reference: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
     pub reps: Vec<Rep>,
@@ -160,10 +164,34 @@ impl BenchResult {
             pass: pass && ratio.is_finite(),
             quick_bound,
             within_quick_bound: within && ratio.is_finite(),
+            reference: None,
             note: None,
             reps,
             extra: serde_json::Map::new(),
         }
+    }
+
+    /// Applies the regression gate's reference: where the recorded full
+    /// run (`reference`, same id) missed the target, the quick-mode bound is
+    /// 80 % of the recorded figure instead of 80 % of the target, so CI
+    /// catches regressions without failing on a miss that is known and
+    /// explained.
+    pub fn apply_reference(&mut self, reference: f64) {
+        let (bound, within) = match self.goal {
+            Goal::RatioAtLeast if reference < self.target => {
+                (reference * 0.8, self.ratio >= reference * 0.8)
+            }
+            Goal::RatioAtMost if reference > self.target => {
+                (reference / 0.8, self.ratio <= reference / 0.8)
+            }
+            Goal::ValueAtMost if reference > self.target => {
+                (reference / 0.8, self.gateway <= reference / 0.8)
+            }
+            _ => return,
+        };
+        self.quick_bound = bound;
+        self.within_quick_bound = within && self.ratio.is_finite();
+        self.reference = Some(reference);
     }
 
     /// Median over reps of a number stored in each rep's `extra`.
