@@ -17,7 +17,7 @@ use utoipa::ToSchema;
 use super::extract::{ValidQuery, media_type, read_body};
 use super::publish::PublishQuery;
 use crate::app::AppState;
-use crate::bus::{Outbound, PublishReceipt, Route};
+use crate::bus::{InFlight, Outbound, PublishReceipt, Route};
 use crate::error::{ApiError, Problem};
 use crate::protocol::{ItemError, PublishFields};
 
@@ -197,6 +197,8 @@ async fn publish_lines(
             outcomes[done] = Some(result);
         }
         match state.bus.start_publish(msg, route).await {
+            // A core publish is done once sent: no future to keep.
+            Ok(InFlight::Done(receipt)) => outcomes[slot] = Some(Ok(receipt)),
             Ok(in_flight) => pending.push(async move { (slot, in_flight.finish().await) }),
             Err(err) => outcomes[slot] = Some(Err(err)),
         }
