@@ -16,7 +16,7 @@ use crate::streams::convert::rfc3339;
 use crate::subject::SubjectPattern;
 
 /// Messages fetched per pull: the most a replay holds besides the outbox.
-const BATCH: i64 = 128;
+const BATCH: i64 = 512;
 /// Bytes fetched per pull.
 const BATCH_BYTES: i64 = 1024 * 1024;
 
