@@ -118,6 +118,8 @@ pub struct Env {
     pub attempts: u32,
     /// No re-runs after this, so the whole run keeps its time limit.
     pub retry_until: Instant,
+    /// Also measure the diagnostic floor routes (full mode).
+    pub floors: bool,
 }
 
 impl Env {
@@ -286,6 +288,7 @@ async fn run(args: Args, pin: bool, mut pin_note: String) -> Result<ExitCode> {
             .unwrap_or(if quick { 200_000 } else { 1_000_000 }),
         attempts: if quick { 2 } else { 3 },
         retry_until: started + Duration::from_secs(if quick { 75 } else { 400 }),
+        floors: !quick,
     };
     let wanted = |id: &str| {
         args.only

@@ -20,15 +20,18 @@ pub struct Placement {
 
 impl Placement {
     fn apply(&self, cmd: &mut Command) {
-        if let Some(cpu) = self.server_cpu {
-            // SAFETY: only async-signal-safe calls (sched_setaffinity) run
-            // between fork and exec.
-            unsafe {
-                cmd.pre_exec(move || {
+        let cpu = self.server_cpu;
+        // SAFETY: only async-signal-safe calls (prctl, sched_setaffinity)
+        // run between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                // The servers die with the harness, even when it is killed.
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                if let Some(cpu) = cpu {
                     let _ = sys::pin_current(cpu);
-                    Ok(())
-                });
-            }
+                }
+                Ok(())
+            });
         }
     }
 }

@@ -193,6 +193,35 @@ where
     Ok(r)
 }
 
+/// Measures a floor route (full mode) and keeps it in the rep's extras:
+/// `floor` (msgs/s) and `floor_ratio` (floor ÷ baseline).
+async fn floor(env: &Env, rep: &mut Rep, post: Post, conns: usize) -> Result<()> {
+    if !env.floors {
+        return Ok(());
+    }
+    let s = http_load(env, post, conns).await?;
+    rep.extra.insert("floor".into(), s.value.round().into());
+    rep.extra
+        .insert("floor_ratio".into(), (s.value / rep.baseline).into());
+    Ok(())
+}
+
+fn floor_note(res: &mut BenchResult, what: &str) {
+    for key in ["floor", "floor_ratio"] {
+        if let Some(v) = res.median_extra(key) {
+            res.extra.insert(key.into(), v.into());
+        }
+    }
+    if res.extra.contains_key("floor") {
+        let note = res
+            .note
+            .take()
+            .map(|n| format!("{n}; "))
+            .unwrap_or_default();
+        res.note = Some(format!("{note}floor = {what}"));
+    }
+}
+
 pub async fn b1(env: &Env) -> Result<BenchResult> {
     let body = Bytes::from(payload::sized(SIZE));
     let post = |path: &str| Post {
@@ -204,18 +233,18 @@ pub async fn b1(env: &Env) -> Result<BenchResult> {
     };
     let mut reps = Vec::new();
     for rep in 0..env.reps {
-        reps.push(
-            pair(
-                env,
-                "B1",
-                rep,
-                async || http_load(env, post("/publish/bench.core.b1"), HTTP_CONNS).await,
-                async || http_load(env, post("/noop/bench.core.b1"), HTTP_CONNS).await,
-            )
-            .await?,
-        );
+        let mut r = pair(
+            env,
+            "B1",
+            rep,
+            async || http_load(env, post("/publish/bench.core.b1"), HTTP_CONNS).await,
+            async || http_load(env, post("/noop/bench.core.b1"), HTTP_CONNS).await,
+        )
+        .await?;
+        floor(env, &mut r, post("/floor/core/bench.core.b1"), HTTP_CONNS).await?;
+        reps.push(r);
     }
-    Ok(BenchResult::from_reps(
+    let mut res = BenchResult::from_reps(
         "B1",
         "HTTP core publish, 256 B, 64 keep-alive connections",
         "msgs/s",
@@ -223,7 +252,12 @@ pub async fn b1(env: &Env) -> Result<BenchResult> {
         Goal::RatioAtLeast,
         0.80,
         reps,
-    ))
+    );
+    floor_note(
+        &mut res,
+        "a bare route that only publishes the body with the gateway's NATS client",
+    );
+    Ok(res)
 }
 
 /// B2 and B9 share their repetitions: B9's baseline is B2's gateway figure
@@ -240,7 +274,7 @@ pub async fn b2_b9(env: &Env) -> Result<(BenchResult, BenchResult)> {
     let mut reps2 = Vec::new();
     let mut reps9 = Vec::new();
     for rep in 0..env.reps {
-        let r = pair(
+        let mut r = pair(
             env,
             "B2",
             rep,
@@ -254,6 +288,12 @@ pub async fn b2_b9(env: &Env) -> Result<(BenchResult, BenchResult)> {
             },
         )
         .await?;
+        let floor_post = Post {
+            path: Arc::from("/floor/js/bench.js.b2"),
+            ..post.clone()
+        };
+        purge(env, "BENCH_JS").await?;
+        floor(env, &mut r, floor_post, HTTP_CONNS).await?;
         // B9 against this repetition's B2 gateway figure.
         let b2_gateway = Sample {
             value: r.gateway,
@@ -276,7 +316,7 @@ pub async fn b2_b9(env: &Env) -> Result<(BenchResult, BenchResult)> {
         reps9.push(r9);
     }
     purge(env, "BENCH_JS").await?;
-    let b2 = BenchResult::from_reps(
+    let mut b2 = BenchResult::from_reps(
         "B2",
         "HTTP JetStream publish with ack, 256 B, 64 concurrent",
         "msgs/s",
@@ -284,6 +324,10 @@ pub async fn b2_b9(env: &Env) -> Result<(BenchResult, BenchResult)> {
         Goal::RatioAtLeast,
         0.70,
         reps2,
+    );
+    floor_note(
+        &mut b2,
+        "a bare route that only publishes the body through the gateway's JetStream context and awaits the ack",
     );
     let mut b9 = BenchResult::from_reps(
         "B9",
@@ -402,16 +446,20 @@ pub async fn b3(env: &Env) -> Result<BenchResult> {
     };
     let mut reps = Vec::new();
     for rep in 0..env.reps {
-        reps.push(
-            pair(
-                env,
-                "B3",
-                rep,
-                async || http_load(env, post.clone(), BATCH_CONNS).await,
-                async || direct_core(env, "bench.core.b3").await,
-            )
-            .await?,
-        );
+        let mut r = pair(
+            env,
+            "B3",
+            rep,
+            async || http_load(env, post.clone(), BATCH_CONNS).await,
+            async || direct_core(env, "bench.core.b3").await,
+        )
+        .await?;
+        let floor_post = Post {
+            path: Arc::from("/floor/batch/core"),
+            ..post.clone()
+        };
+        floor(env, &mut r, floor_post, BATCH_CONNS).await?;
+        reps.push(r);
     }
     let mut res = BenchResult::from_reps(
         "B3",
@@ -423,6 +471,10 @@ pub async fn b3(env: &Env) -> Result<BenchResult> {
         reps,
     );
     res.note = Some(format!("{BATCH_CONNS} concurrent requests"));
+    floor_note(
+        &mut res,
+        "a bare route that parses each line with the gateway's parser and publishes it, answering an empty 200",
+    );
     Ok(res)
 }
 
@@ -436,22 +488,27 @@ pub async fn b4(env: &Env) -> Result<BenchResult> {
     };
     let mut reps = Vec::new();
     for rep in 0..env.reps {
-        reps.push(
-            pair(
-                env,
-                "B4",
-                rep,
-                async || {
-                    purge(env, "BENCH_JS").await?;
-                    http_load(env, post.clone(), BATCH_CONNS).await
-                },
-                async || {
-                    purge(env, "BENCH_JS").await?;
-                    direct_js(env, "bench.js.b4", 1, PIPELINE).await
-                },
-            )
-            .await?,
-        );
+        let mut r = pair(
+            env,
+            "B4",
+            rep,
+            async || {
+                purge(env, "BENCH_JS").await?;
+                http_load(env, post.clone(), BATCH_CONNS).await
+            },
+            async || {
+                purge(env, "BENCH_JS").await?;
+                direct_js(env, "bench.js.b4", 1, PIPELINE).await
+            },
+        )
+        .await?;
+        let floor_post = Post {
+            path: Arc::from("/floor/batch/js"),
+            ..post.clone()
+        };
+        purge(env, "BENCH_JS").await?;
+        floor(env, &mut r, floor_post, BATCH_CONNS).await?;
+        reps.push(r);
     }
     purge(env, "BENCH_JS").await?;
     let mut res = BenchResult::from_reps(
@@ -466,5 +523,9 @@ pub async fn b4(env: &Env) -> Result<BenchResult> {
     res.note = Some(format!(
         "{BATCH_CONNS} concurrent requests; baseline keeps {PIPELINE} acks in flight"
     ));
+    floor_note(
+        &mut res,
+        "a bare route that parses each line with the gateway's parser and publishes it through JetStream (1,024 acks in flight), answering an empty 200",
+    );
     Ok(res)
 }

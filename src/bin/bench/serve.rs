@@ -7,6 +7,14 @@
 //! 202 through the same hyper/axum server, listener and runtime, without
 //! the gateway's handler, middleware and NATS work. The production router
 //! never has it.
+//!
+//! The `/floor/...` routes are diagnostics for the full run: the least any
+//! gateway must do for the same request (read the body, publish it with the
+//! same async-nats client; for batches also parse each line with the
+//! gateway's own parser), without validation, middleware or a result
+//! body. floor ÷ baseline is the best ratio any gateway on this machine
+//! could reach; the gateway's distance to its floor is what its own code
+//! costs.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -18,6 +26,7 @@ use axum::extract::Path as UrlPath;
 use axum::http::StatusCode;
 use axum::routing::post;
 use message_broker::net::{ClientAddr, GatewayListener};
+use message_broker::protocol::PublishFields;
 use message_broker::{AppState, Config, bus};
 use tokio_util::sync::CancellationToken;
 
@@ -41,6 +50,69 @@ async fn noop(UrlPath(_subject): UrlPath<String>, _body: Bytes) -> StatusCode {
     StatusCode::ACCEPTED
 }
 
+fn floors(state: &AppState) -> Router {
+    let client = state.bus.client().clone();
+    let js = state.bus.jetstream().clone();
+    let core = {
+        let client = client.clone();
+        move |UrlPath(subject): UrlPath<String>, body: Bytes| async move {
+            match client.publish(subject, body).await {
+                Ok(()) => StatusCode::ACCEPTED,
+                Err(_) => StatusCode::SERVICE_UNAVAILABLE,
+            }
+        }
+    };
+    let stored = {
+        let js = js.clone();
+        move |UrlPath(subject): UrlPath<String>, body: Bytes| async move {
+            match js.publish(subject, body).await {
+                Ok(ack) => match ack.await {
+                    Ok(_) => StatusCode::OK,
+                    Err(_) => StatusCode::GATEWAY_TIMEOUT,
+                },
+                Err(_) => StatusCode::SERVICE_UNAVAILABLE,
+            }
+        }
+    };
+    let batch = move |UrlPath(kind): UrlPath<String>, body: Bytes| async move {
+        use futures::StreamExt;
+        let mut acks = futures::stream::FuturesUnordered::new();
+        for line in body.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+            let Ok(fields) = serde_json::from_slice::<PublishFields>(line) else {
+                return StatusCode::BAD_REQUEST;
+            };
+            let Ok(msg) = fields.into_outbound(&body) else {
+                return StatusCode::BAD_REQUEST;
+            };
+            if kind == "js" {
+                if acks.len() >= 1024 && acks.next().await.is_none() {
+                    return StatusCode::INTERNAL_SERVER_ERROR;
+                }
+                match js.publish(msg.subject.to_nats(), msg.payload).await {
+                    Ok(ack) => acks.push(ack.into_future()),
+                    Err(_) => return StatusCode::SERVICE_UNAVAILABLE,
+                }
+            } else if client
+                .publish(msg.subject.to_nats(), msg.payload)
+                .await
+                .is_err()
+            {
+                return StatusCode::SERVICE_UNAVAILABLE;
+            }
+        }
+        while let Some(ack) = acks.next().await {
+            if ack.is_err() {
+                return StatusCode::GATEWAY_TIMEOUT;
+            }
+        }
+        StatusCode::OK
+    };
+    Router::new()
+        .route("/floor/core/{subject}", post(core))
+        .route("/floor/js/{subject}", post(stored))
+        .route("/floor/batch/{kind}", post(batch))
+}
+
 async fn serve(config: &Path, port_file: &Path) -> Result<(), String> {
     let loaded = Config::load(config).map_err(|e| e.to_string())?;
     message_broker::telemetry::init(&loaded.config.logging);
@@ -60,7 +132,8 @@ async fn serve(config: &Path, port_file: &Path) -> Result<(), String> {
         state.shutdown.clone(),
     ));
     let app = message_broker::build_router(state.clone())
-        .merge(Router::new().route("/noop/{subject}", post(noop)));
+        .merge(Router::new().route("/noop/{subject}", post(noop)))
+        .merge(floors(&state));
     // Written last: the harness starts once the port file exists.
     std::fs::write(port_file, addr.to_string()).map_err(|e| format!("port file: {e}"))?;
     axum::serve(
