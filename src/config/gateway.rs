@@ -157,7 +157,10 @@ pub struct WebSocketSettings {
     pub max_pending_replies: usize,
     /// JetStream publishes one socket may have waiting for acks.
     pub max_publishes_in_flight: usize,
-    /// tungstenite read buffer per socket (its default is 128 KiB).
+    /// tungstenite read buffer per socket (its default is 128 KiB),
+    /// allocated when the socket opens and kept for its life. Client
+    /// frames are small ops; a larger frame is still read whole (it takes
+    /// more reads).
     pub read_buffer_bytes: usize,
     /// How many bytes of frames tungstenite gathers before it writes to
     /// the socket (its default is 128 KiB). The buffer grows only while a
@@ -179,7 +182,7 @@ impl Default for WebSocketSettings {
             pong_timeout_ms: 10_000,
             max_pending_replies: 1_024,
             max_publishes_in_flight: 1_024,
-            read_buffer_bytes: 4 * 1024,
+            read_buffer_bytes: 2 * 1024,
             write_buffer_bytes: 64 * 1024,
         }
     }
