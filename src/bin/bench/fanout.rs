@@ -98,7 +98,19 @@ async fn fanout(env: &Env, kind: Kind, size: usize) -> Result<Sample> {
             Ok::<_, crate::err::Error>(published)
         })
     };
-    let mut sample = clients::measure(&tally.messages, env.warmup, env.window).await;
+    tokio::time::sleep(env.warmup).await;
+    let ticks = sys::servers_ticks();
+    let mut sample = clients::measure(&tally.messages, Duration::ZERO, env.window).await;
+    // CPU the servers (gateway and nats-server) spent per delivery: the
+    // server-side cost even when the receiving clients' core is the limit.
+    let server_s = (sys::servers_ticks() - ticks) as f64 / sys::ticks_per_second();
+    let deliveries = sample.value * env.window.as_secs_f64();
+    if deliveries > 0.0 {
+        sample.extra.insert(
+            "server_cpu_ns_per_delivery".into(),
+            (server_s * 1e9 / deliveries).round().into(),
+        );
+    }
     stop.set();
     crate::debug(&format!("B5 {kind:?}: measured {}", sample.value));
     let published = publisher.await.context("join")??;
@@ -138,8 +150,16 @@ pub async fn b5(env: &Env) -> Result<Vec<BenchResult>> {
             1.0,
             reps,
         );
+        for key in [
+            "gateway_server_cpu_ns_per_delivery",
+            "baseline_server_cpu_ns_per_delivery",
+        ] {
+            if let Some(v) = res.median_extra(key) {
+                res.extra.insert(key.into(), v.into());
+            }
+        }
         res.note = Some(format!(
-            "publisher paced by delivery: at most {CREDIT} messages per socket under way"
+            "publisher paced by delivery: at most {CREDIT} messages per socket under way; server CPU = gateway + nats-server CPU time per delivery"
         ));
         out.push(res);
     }
@@ -331,7 +351,10 @@ pub async fn b7(env: &Env) -> Result<BenchResult> {
     }
     let mut res = BenchResult::from_reps(
         "B7",
-        &format!("idle subscribed WebSocket memory at {n} sockets"),
+        &format!(
+            "idle subscribed WebSocket memory at {} sockets",
+            crate::report::thousands(n as u64)
+        ),
         "KiB/socket",
         "nats-server native WebSocket (RSS growth of the nats-server process)",
         Goal::ValueAtMost,

@@ -164,7 +164,10 @@ pub async fn b8(env: &Env) -> Result<BenchResult> {
     }
     let mut res = BenchResult::from_reps(
         "B8",
-        &format!("replay of {n} stored messages to one socket (deliver=all)"),
+        &format!(
+            "replay of {} stored messages to one socket (deliver=all)",
+            crate::report::thousands(n)
+        ),
         "msgs/s",
         "direct async-nats ordered pull consumer, default settings",
         Goal::RatioAtLeast,

@@ -149,14 +149,15 @@ fn target(r: &BenchResult) -> String {
 fn extras(map: &serde_json::Map<String, serde_json::Value>) -> String {
     map.iter()
         .map(|(k, v)| match v.as_f64() {
-            Some(f) => format!("{k} {}", (f * 10.0).round() / 10.0),
+            Some(f) if f.abs() < 10.0 => format!("{k} {f:.3}"),
+            Some(f) => format!("{k} {}", thousands(f.round() as u64)),
             None => format!("{k} {v}"),
         })
         .collect::<Vec<_>>()
         .join(", ")
 }
 
-fn thousands(n: u64) -> String {
+pub fn thousands(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {

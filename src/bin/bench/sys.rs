@@ -146,6 +146,23 @@ pub fn process_ticks(pid: u32) -> u64 {
 /// Processes whose CPU time is ours (the harness and its servers).
 static WATCHED: std::sync::Mutex<Vec<u32>> = std::sync::Mutex::new(Vec::new());
 
+/// CPU time (clock ticks) of the watched server processes.
+pub fn servers_ticks() -> u64 {
+    WATCHED
+        .lock()
+        .expect("watched")
+        .iter()
+        .map(|&p| process_ticks(p))
+        .sum()
+}
+
+/// Clock ticks per second (USER_HZ) of /proc's CPU times.
+pub fn ticks_per_second() -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if hz > 0 { hz as f64 } else { 100.0 }
+}
+
 pub fn watch(pid: u32) {
     WATCHED.lock().expect("watched").push(pid);
 }
