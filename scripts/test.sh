@@ -31,6 +31,7 @@ fi
 # target. Only on a full run; SKIP_BENCH=1 skips it (local runs).
 if (($# == 0)) && [[ ${SKIP_BENCH:-0} != 1 ]]; then
     cargo clippy --locked --features bench --bin bench -- -D warnings || status=$?
+    cargo test --locked --features bench --bin bench || status=$?
     scripts/bench.sh --quick || status=$?
 fi
 exit "$status"

@@ -10,6 +10,7 @@
 //!
 //! ```text
 //! bench [--quick] [--reps N] [--window SECS] [--only B1,B5,...] [--out DIR] [--no-pin]
+//! bench render <latest.json>                  (the markdown of a recorded run)
 //! bench gateway <config.yaml> <port-file>     (internal: the server under test)
 //! ```
 //!
@@ -184,6 +185,21 @@ fn main() -> ExitCode {
             usage()
         };
         return serve::main(config.as_ref(), port_file.as_ref());
+    }
+    if args.peek().map(String::as_str) == Some("render") {
+        // `bench render <latest.json>`: the markdown of a recorded run.
+        args.next();
+        let Some(path) = args.next() else { usage() };
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+            eprintln!("bench: {path}: {e}");
+            std::process::exit(2)
+        });
+        let report: report::Report = serde_json::from_str(&text).unwrap_or_else(|e| {
+            eprintln!("bench: {path}: {e}");
+            std::process::exit(2)
+        });
+        print!("{}", report.markdown());
+        return ExitCode::SUCCESS;
     }
     let args = parse_args(args);
     let cpus = sys::online_cpus();

@@ -1,27 +1,27 @@
 //! The run's record: JSON for machines, a markdown table for people.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::stats::{BenchResult, Goal};
 use crate::sys;
 
-#[derive(Serialize)]
+#[derive(Serialize, Deserialize)]
 pub struct MachineInfo {
     pub cpus: usize,
     pub model: String,
     pub kernel: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Deserialize)]
 pub struct Report {
     pub date: String,
     pub machine: MachineInfo,
     pub mode: String,
     pub pinned: bool,
     pub affinity: serde_json::Value,
-    #[serde(skip_serializing_if = "String::is_empty")]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub pin_note: String,
     pub nats_server: String,
     pub git_commit: String,
@@ -105,7 +105,7 @@ impl Report {
                 (false, None, false) => "missed".to_owned(),
             };
             out.push_str(&format!(
-                "| {} | {} | {} | {} | {:.2} | {} | {} |\n",
+                "| {} | {} | {} | {} | {:.3} | {} | {} |\n",
                 r.id,
                 r.name,
                 value(r.gateway, &r.metric),

@@ -1,6 +1,6 @@
 //! Medians, percentiles and the per-benchmark result record.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub fn median(values: &[f64]) -> f64 {
     if values.is_empty() {
@@ -26,7 +26,7 @@ pub fn percentile(sorted: &[u64], p: f64) -> u64 {
 }
 
 /// How a result is judged against its target.
-#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "snake_case")]
 pub enum Goal {
     /// `ratio >= target` (throughput ratios).
@@ -38,7 +38,7 @@ pub enum Goal {
 }
 
 /// One measured repetition of a benchmark pair.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Rep {
     pub gateway: f64,
     pub baseline: f64,
@@ -51,10 +51,10 @@ pub struct Rep {
     /// CPU (the larger of the two runs); pairs above a threshold are re-run.
     pub foreign_cpu: f64,
     /// How many times this pair was re-run because of foreign load.
-    #[serde(skip_serializing_if = "is_zero")]
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub reruns: u32,
     /// Anything else worth keeping (percentiles, errors, drops).
-    #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
@@ -87,7 +87,7 @@ pub struct Sample {
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BenchResult {
     pub id: String,
     pub name: String,
@@ -106,12 +106,12 @@ pub struct BenchResult {
     pub within_quick_bound: bool,
     /// The recorded full-run figure the quick bound was lowered to, when
     /// that run missed the target (see `apply_reference`).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reference: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
     pub reps: Vec<Rep>,
-    #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
