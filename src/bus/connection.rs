@@ -59,6 +59,9 @@ pub struct BusStatus {
     pub jetstream: JetStreamStatus,
     /// Successful connects after the first one.
     pub reconnects: u64,
+    /// Why the last connection attempt failed, until one succeeds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
     /// Successful connects so far; changes on every (re)connect.
     #[serde(skip)]
     pub connects: u64,
@@ -73,10 +76,7 @@ impl BusStatus {
 /// Starts connecting to NATS and returns at once; the connection comes up
 /// (and comes back) in the background. `give_up` is cancelled when
 /// `max_reconnect_attempts` consecutive attempts have failed.
-pub async fn connect(
-    config: &Config,
-    give_up: CancellationToken,
-) -> Result<Arc<Bus>, async_nats::ConnectError> {
+pub async fn connect(config: &Config, give_up: CancellationToken) -> Result<Arc<Bus>, String> {
     let nats = &config.nats_client;
     let settings = BusSettings::from_config(config);
     let (status_tx, _) = watch::channel(BusStatus {
@@ -84,6 +84,7 @@ pub async fn connect(
         server: None,
         jetstream: JetStreamStatus::default(),
         reconnects: 0,
+        last_error: None,
         connects: 0,
     });
     let status_tx = Arc::new(status_tx);
@@ -111,7 +112,11 @@ pub async fn connect(
                 async {}
             }
         });
-    let client = options.connect(nats.nats_url.server_addrs()).await?;
+    let options = with_credentials(options, nats).await?;
+    let client = options
+        .connect(nats.nats_url.server_addrs())
+        .await
+        .map_err(|e| e.to_string())?;
     let js = async_nats::jetstream::ContextBuilder::new()
         .timeout(settings.ack_timeout)
         .build(client.clone());
@@ -123,6 +128,41 @@ pub async fn connect(
         refresh,
         settings,
     }))
+}
+
+/// Adds the configured authentication and TLS settings.
+async fn with_credentials(
+    mut options: ConnectOptions,
+    nats: &crate::config::NatsClientConfig,
+) -> Result<ConnectOptions, String> {
+    if let (Some(user), Some(password)) = (&nats.user, nats.password()) {
+        options = options.user_and_password(user.clone(), password);
+    }
+    if let Some(token) = nats.token() {
+        options = options.token(token);
+    }
+    if let Some(path) = &nats.nkey_seed_file {
+        let seed = std::fs::read_to_string(path)
+            .map_err(|e| format!("nats_client.nkey_seed_file {}: {e}", path.display()))?;
+        options = options.nkey(seed.trim().to_owned());
+    }
+    if let Some(path) = &nats.creds_file {
+        options = options
+            .credentials_file(path)
+            .await
+            .map_err(|e| format!("nats_client.creds_file {}: {e}", path.display()))?;
+    }
+    let tls = &nats.tls;
+    if tls.required {
+        options = options.require_tls(true);
+    }
+    if let Some(ca) = &tls.ca_file {
+        options = options.add_root_certificates(ca.clone());
+    }
+    if let (Some(cert), Some(key)) = (&tls.cert_file, &tls.key_file) {
+        options = options.add_client_certificate(cert.clone(), key.clone());
+    }
+    Ok(options)
 }
 
 fn on_event(
@@ -139,6 +179,7 @@ fn on_event(
                 }
                 s.state = ConnectionState::Connected;
                 s.connects += 1;
+                s.last_error = None;
             });
             tracing::info!("connected to NATS");
             // Reload routes and server details now rather than at the next tick:
@@ -163,6 +204,12 @@ fn on_event(
         }
         Event::LameDuckMode => tracing::warn!("NATS server entered lame duck mode"),
         Event::SlowConsumer(sid) => tracing::warn!(sid, "NATS reports a slow consumer"),
+        Event::ClientError(ClientError::Other(reason)) => {
+            // A failed (re)connect attempt: refused credentials, TLS trouble,
+            // nothing listening. Kept for /healthz; retries go on.
+            tracing::warn!(%reason, "NATS connection attempt failed");
+            status.send_modify(|s| s.last_error = Some(reason));
+        }
         Event::ServerError(err) => tracing::warn!(%err, "NATS server error"),
         other => tracing::debug!(event = %other, "NATS client event"),
     }

@@ -22,6 +22,7 @@ use tokio_util::task::TaskTracker;
 
 pub use outbox::{Batch, CloseReason, Outbox, OutboxLimits, Pushed};
 
+use crate::auth::reserved_prefix;
 use crate::error::ApiError;
 use crate::frame::Frame;
 use crate::subject::SubjectPattern;
@@ -38,6 +39,10 @@ pub type MemberId = u64;
 
 struct Topic {
     key: TopicKey,
+    /// A pattern starting with a wildcard (`>`, `*.x`) also matches the
+    /// reserved subjects (`$JS.API…`, `_INBOX…`); those messages are not
+    /// for subscribers who never named the prefix, so they are skipped.
+    skip_reserved: bool,
     members: RwLock<Vec<(MemberId, Arc<Outbox>)>>,
     next: AtomicUsize,
     stop: CancellationToken,
@@ -111,7 +116,9 @@ impl Hub {
                 });
             }
         };
+        let first = key.pattern.as_str().split('.').next().unwrap_or("");
         let topic = Arc::new(Topic {
+            skip_reserved: first == "*" || first == ">",
             key: key.clone(),
             members: RwLock::new(Vec::new()),
             next: AtomicUsize::new(0),
@@ -169,6 +176,7 @@ async fn run_topic(
             biased;
             () = topic.stop.cancelled() => break,
             msg = subscriber.next() => match msg {
+                Some(msg) if topic.skip_reserved && reserved_prefix(msg.subject.as_str()).is_some() => {}
                 Some(msg) => {
                     let frame = Frame::message(&msg.subject, &msg.payload, msg.headers.as_ref(), None);
                     topic.deliver(frame, &stats);

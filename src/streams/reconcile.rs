@@ -42,9 +42,9 @@ pub enum SyncStatus {
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct Difference {
     pub field: String,
-    #[schema(value_type = Object)]
+    #[schema(value_type = serde_json::Value)]
     pub current: Value,
-    #[schema(value_type = Object)]
+    #[schema(value_type = serde_json::Value)]
     pub desired: Value,
     /// Why NATS refused the change.
     #[serde(skip_serializing_if = "Option::is_none")]

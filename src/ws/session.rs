@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::ops::Session;
 use crate::app::AppState;
+use crate::auth::{ConnectionGuard, Principal};
 use crate::config::SlowConsumerPolicy;
 use crate::fanout::{Batch, CloseReason, Outbox, OutboxLimits};
 use crate::frame::Frame;
@@ -40,10 +41,11 @@ pub const TOO_BIG: CloseReason = CloseReason {
 /// connection limit until the socket is gone.
 pub async fn run(
     state: AppState,
+    caller: Principal,
     socket: WebSocket,
     initial: Option<SubscribeRequest>,
     policy: SlowConsumerPolicy,
-    _permit: OwnedSemaphorePermit,
+    _permit: (OwnedSemaphorePermit, ConnectionGuard),
 ) {
     let ws = &state.config.gateway.websocket;
     let outbox = Arc::new(Outbox::new(
@@ -59,7 +61,7 @@ pub async fn run(
     let last_seen = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
 
-    let mut session = Session::new(state.clone(), outbox.clone());
+    let mut session = Session::new(state.clone(), caller, outbox.clone());
     if let Some(req) = initial {
         session.subscribe(req, None).await;
     }

@@ -2,7 +2,7 @@
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use futures::TryStreamExt;
 use serde::Serialize;
@@ -13,6 +13,7 @@ use super::streams::parse_name;
 use crate::app::AppState;
 use crate::config::ConsumerSpec;
 use crate::error::{ApiError, Problem};
+use crate::routes::extract::ValidPath;
 use crate::routes::extract::read_json;
 use crate::streams::convert::{consumer_config, consumer_spec, rfc3339};
 use crate::streams::{About, SyncReport};
@@ -84,7 +85,7 @@ fn parse_consumer(name: &str) -> Result<ConsumerName, ApiError> {
     ))]
 pub async fn list_consumers(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    ValidPath(name): ValidPath<String>,
 ) -> Result<Json<Vec<ConsumerView>>, ApiError> {
     let name = parse_name(&name)?;
     let about = About::Stream(name.as_str());
@@ -119,7 +120,7 @@ pub async fn list_consumers(
     ))]
 pub async fn create_consumer(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    ValidPath(name): ValidPath<String>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<(StatusCode, Json<ConsumerView>), ApiError> {
@@ -179,7 +180,7 @@ pub async fn create_consumer(
     ))]
 pub async fn get_consumer(
     State(state): State<AppState>,
-    Path((name, consumer)): Path<(String, String)>,
+    ValidPath((name, consumer)): ValidPath<(String, String)>,
 ) -> Result<Json<ConsumerView>, ApiError> {
     let stream_name = parse_name(&name)?;
     let consumer = parse_consumer(&consumer)?;
@@ -213,7 +214,7 @@ pub async fn get_consumer(
     ))]
 pub async fn delete_consumer(
     State(state): State<AppState>,
-    Path((name, consumer)): Path<(String, String)>,
+    ValidPath((name, consumer)): ValidPath<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let stream_name = parse_name(&name)?;
     let consumer = parse_consumer(&consumer)?;

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Serialize;
 use serde_json::value::RawValue;
@@ -13,6 +13,7 @@ use super::streams::parse_name;
 use crate::app::AppState;
 use crate::error::{ApiError, Problem};
 use crate::frame::payload_value;
+use crate::routes::extract::ValidPath;
 use crate::streams::About;
 use crate::streams::convert::rfc3339;
 use crate::subject::Subject;
@@ -28,7 +29,7 @@ pub struct StoredMessage {
     pub time: String,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub headers: BTreeMap<String, Vec<String>>,
-    #[schema(value_type = Object)]
+    #[schema(value_type = serde_json::Value)]
     pub data: Box<RawValue>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub encoding: Option<&'static str>,
@@ -69,7 +70,7 @@ fn stored(stream: &str, msg: async_nats::jetstream::message::StreamMessage) -> S
     ))]
 pub async fn get_message(
     State(state): State<AppState>,
-    Path((name, seq)): Path<(String, u64)>,
+    ValidPath((name, seq)): ValidPath<(String, u64)>,
 ) -> Result<Json<StoredMessage>, ApiError> {
     let name = parse_name(&name)?;
     let which = format!("at sequence {seq}");
@@ -97,7 +98,7 @@ pub async fn get_message(
     ))]
 pub async fn delete_message(
     State(state): State<AppState>,
-    Path((name, seq)): Path<(String, u64)>,
+    ValidPath((name, seq)): ValidPath<(String, u64)>,
 ) -> Result<StatusCode, ApiError> {
     let name = parse_name(&name)?;
     let which = format!("at sequence {seq}");
@@ -125,7 +126,7 @@ pub async fn delete_message(
     ))]
 pub async fn last_message(
     State(state): State<AppState>,
-    Path((name, subject)): Path<(String, String)>,
+    ValidPath((name, subject)): ValidPath<(String, String)>,
 ) -> Result<Json<StoredMessage>, ApiError> {
     let name = parse_name(&name)?;
     let subject = Subject::parse(&subject).map_err(|e| ApiError::invalid_subject(&subject, e))?;
