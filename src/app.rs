@@ -15,6 +15,7 @@ use crate::auth::Auth;
 use crate::bus::{self, Bus};
 use crate::config::Config;
 use crate::fanout::Hub;
+use crate::metrics::Metrics;
 use crate::streams::Reconciler;
 
 /// State shared by every handler; cheap to clone.
@@ -33,10 +34,28 @@ pub struct Inner {
     pub hub: Hub,
     /// One permit per WebSocket connection (`gateway.websocket.max_connections`).
     pub ws_slots: Arc<Semaphore>,
-    /// Keeps the declared streams and consumers in shape.
-    pub reconciler: Arc<Reconciler>,
-    /// Tokens, tickets and rate limits.
-    pub auth: Auth,
+    /// Keeps the declared streams and consumers in shape (replaced on reload).
+    pub reconciler: Arc<Swap<Reconciler>>,
+    /// Tokens, tickets and rate limits (replaced on reload).
+    pub auth: Swap<Auth>,
+    pub metrics: Arc<Metrics>,
+}
+
+/// A value replaced whole while readers keep the one they loaded.
+pub struct Swap<T>(std::sync::RwLock<Arc<T>>);
+
+impl<T> Swap<T> {
+    pub fn new(value: T) -> Self {
+        Self(std::sync::RwLock::new(Arc::new(value)))
+    }
+
+    pub fn load(&self) -> Arc<T> {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn store(&self, value: T) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(value);
+    }
 }
 
 impl Deref for AppState {
@@ -48,11 +67,50 @@ impl Deref for AppState {
 }
 
 impl AppState {
+    /// Applies a re-read config file (SIGHUP): tokens and permissions, and
+    /// the declared streams and consumers (reconciled again at once).
+    /// Everything else needs a restart; the keys that differ are returned.
+    pub fn reload(&self, fresh: &Config) -> Vec<&'static str> {
+        let auth = self.auth.load().reloaded(fresh);
+        self.auth.store(auth);
+        self.reconciler.store(Reconciler::new(fresh));
+        self.bus.request_refresh();
+        let old = &self.config;
+        let mut restart = Vec::new();
+        let differs = |a: String, b: String| a != b;
+        if differs(format!("{:?}", old.service), format!("{:?}", fresh.service)) {
+            restart.push("service");
+        }
+        if differs(
+            format!("{:?}", old.nats_client),
+            format!("{:?}", fresh.nats_client),
+        ) {
+            restart.push("nats_client");
+        }
+        if differs(format!("{:?}", old.gateway), format!("{:?}", fresh.gateway)) {
+            restart.push("gateway");
+        }
+        if differs(format!("{:?}", old.logging), format!("{:?}", fresh.logging)) {
+            restart.push("logging");
+        }
+        if differs(format!("{:?}", old.admin), format!("{:?}", fresh.admin))
+            || differs(format!("{:?}", old.cors), format!("{:?}", fresh.cors))
+        {
+            restart.push("admin/cors");
+        }
+        restart
+    }
+
     pub fn new(config: Arc<Config>, bus: Arc<Bus>, shutdown: CancellationToken) -> Self {
-        let hub = Hub::new(bus.client().clone(), bus.settings().send_timeout);
+        let metrics = bus.metrics().clone();
+        let hub = Hub::new(
+            bus.client().clone(),
+            bus.settings().send_timeout,
+            metrics.clone(),
+        );
         let ws_slots = Arc::new(Semaphore::new(config.gateway.websocket.max_connections));
-        let reconciler = Arc::new(Reconciler::new(&config));
-        let auth = Auth::from_config(&config);
+        let reconciler = Arc::new(Swap::new(Reconciler::new(&config)));
+        let auth = Swap::new(Auth::from_config(&config));
         Self(Arc::new(Inner {
             config,
             bus,
@@ -62,6 +120,7 @@ impl AppState {
             ws_slots,
             reconciler,
             auth,
+            metrics,
         }))
     }
 }
@@ -106,11 +165,11 @@ impl Gateway {
     /// Uses an already-bound listener (tests bind port 0).
     pub async fn with_listener(config: Config, listener: TcpListener) -> Result<Self, RunError> {
         let give_up = CancellationToken::new();
-        let bus = bus::connect(&config, give_up.clone())
+        let bus = bus::connect(&config, give_up.clone(), Arc::new(Metrics::new()))
             .await
             .map_err(RunError::Connect)?;
         let state = AppState::new(Arc::new(config), bus, CancellationToken::new());
-        if state.auth.is_open() {
+        if state.auth.load().is_open() {
             tracing::warn!(
                 "OPEN MODE: no `auth` section, so anyone who can reach this port may publish and \
                  subscribe (reserved $JS/$KV/$O/$SYS/_INBOX subjects excepted); admin routes answer \
@@ -169,7 +228,7 @@ impl Gateway {
             ),
             None => None,
         };
-        let grace = state.config.gateway.http.request_timeout();
+        let grace = state.config.gateway.shutdown_grace();
         let serving = crate::net::serve(
             listener,
             tls,
@@ -180,16 +239,22 @@ impl Gateway {
         );
         tokio::join!(serving, stop);
 
-        state.tasks.close();
-        state.tasks.wait().await;
-        state.hub.close().await;
-        // Flush what the client still buffers; bounded so a dead server
-        // cannot hold the process.
-        let _ = tokio::time::timeout(
-            state.bus.settings().send_timeout,
-            state.bus.client().drain(),
-        )
-        .await;
+        // Sockets have been told 1001 (they watch the same token); let them
+        // and the monitor finish, then flush what the NATS client still
+        // buffers. Bounded: a dead peer or server must not hold the exit.
+        let finish = async {
+            state.tasks.close();
+            state.tasks.wait().await;
+            state.hub.close().await;
+            let _ = tokio::time::timeout(
+                state.bus.settings().send_timeout,
+                state.bus.client().drain(),
+            )
+            .await;
+        };
+        if tokio::time::timeout(grace, finish).await.is_err() {
+            tracing::warn!("shutdown grace period over; exiting with work unfinished");
+        }
         if give_up.is_cancelled() {
             return Err(RunError::NatsGaveUp);
         }

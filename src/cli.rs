@@ -67,10 +67,10 @@ pub async fn run(cli: Cli) -> ExitCode {
         );
         return ExitCode::SUCCESS;
     }
-    serve(loaded.config).await
+    serve(loaded.config, cli.config).await
 }
 
-async fn serve(config: Config) -> ExitCode {
+async fn serve(config: Config, path: PathBuf) -> ExitCode {
     let gateway = match Gateway::bind(config).await {
         Ok(gateway) => gateway,
         Err(err) => {
@@ -78,9 +78,20 @@ async fn serve(config: Config) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // Installed before "listening" is logged, so a supervisor that waits
+    // for that line can send SIGHUP safely (its default action kills).
+    #[cfg(unix)]
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(hangup) => {
+            tokio::spawn(reload_on_hangup(gateway.state(), path, hangup));
+        }
+        Err(err) => tracing::warn!(%err, "no SIGHUP handler; config reload is unavailable"),
+    }
     if let Ok(addr) = gateway.local_addr() {
         tracing::info!(%addr, "listening");
     }
+    #[cfg(not(unix))]
+    let _ = path;
     let shutdown = gateway.shutdown_token();
     tokio::spawn(async move {
         wait_for_signal().await;
@@ -97,6 +108,28 @@ async fn serve(config: Config) -> ExitCode {
         Err(err) => {
             tracing::error!(%err, "stopped with an error");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// SIGHUP re-reads the config file and applies tokens, permissions and the
+/// declared streams and consumers without dropping any connection.
+#[cfg(unix)]
+async fn reload_on_hangup(
+    state: crate::app::AppState,
+    path: PathBuf,
+    mut hangup: tokio::signal::unix::Signal,
+) {
+    while hangup.recv().await.is_some() {
+        match Config::load(&path) {
+            Ok(loaded) => {
+                let restart = state.reload(&loaded.config);
+                tracing::info!(file = %path.display(), "config reloaded: auth, streams and consumers applied");
+                if !restart.is_empty() {
+                    tracing::warn!(sections = %restart.join(", "), "changes in these sections need a restart");
+                }
+            }
+            Err(err) => tracing::error!(%err, "config reload failed; keeping the running config"),
         }
     }
 }

@@ -13,6 +13,7 @@ pub mod config;
 pub mod error;
 pub mod fanout;
 pub mod frame;
+pub mod metrics;
 pub mod net;
 pub mod openapi;
 pub mod protocol;

@@ -35,7 +35,7 @@ struct ApiDoc;
 /// and 408 (not on the long-lived streams).
 struct Security;
 
-const PUBLIC: [&str; 2] = ["/healthz", "/livez"];
+const PUBLIC: [&str; 3] = ["/healthz", "/livez", "/metrics"];
 const STREAMING: [&str; 2] = ["/subscribe", "/events"];
 
 impl utoipa::Modify for Security {

@@ -19,6 +19,7 @@ use crate::auth::{Caller, ConnectionGuard, check_origin};
 use crate::error::{ApiError, Problem};
 use crate::fanout::{Batch, Outbox, OutboxLimits};
 use crate::frame::Frame;
+use crate::metrics::GaugeGuard;
 use crate::subscription::Subscriptions;
 use crate::ws::SubscribeQuery;
 
@@ -96,6 +97,8 @@ pub async fn events(
         batch: Vec::new(),
         ready: VecDeque::new(),
         _permit: (permit, quota),
+        _open: GaugeGuard::new(state.metrics.connections.with_label_values(&["sse"])),
+        frames_sent: state.metrics.frames_sent.with_label_values(&["sse"]),
     };
     let events = futures::stream::unfold(feed, |mut feed| async move {
         let event = feed.next().await?;
@@ -115,6 +118,8 @@ struct Feed {
     batch: Vec<Frame>,
     ready: VecDeque<Event>,
     _permit: (OwnedSemaphorePermit, ConnectionGuard),
+    _open: GaugeGuard,
+    frames_sent: prometheus::IntCounter,
 }
 
 impl Feed {
@@ -130,7 +135,10 @@ impl Feed {
             };
             match batch {
                 Batch::Close(_) => return None,
-                Batch::Frames => self.ready.extend(self.batch.drain(..).map(to_event)),
+                Batch::Frames => {
+                    self.frames_sent.inc_by(self.batch.len() as u64);
+                    self.ready.extend(self.batch.drain(..).map(to_event));
+                }
             }
         }
     }

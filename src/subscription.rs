@@ -12,6 +12,7 @@ use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::fanout::{MemberId, Outbox, TopicKey};
 use crate::frame::{Frame, ServerFrame};
+use crate::metrics::GaugeGuard;
 use crate::replay::{self, Deliver, ReplayHandle};
 use crate::subject::SubjectPattern;
 
@@ -24,8 +25,11 @@ pub struct SubscribeRequest {
 }
 
 enum Active {
-    Live(TopicKey),
-    Replay(#[allow(dead_code)] ReplayHandle),
+    Live(TopicKey, #[allow(dead_code)] GaugeGuard),
+    Replay(
+        #[allow(dead_code)] ReplayHandle,
+        #[allow(dead_code)] GaugeGuard,
+    ),
 }
 
 /// Subscriptions are keyed by (first subject, queue group).
@@ -53,6 +57,10 @@ impl Subscriptions {
 
     pub fn caller(&self) -> &Principal {
         &self.caller
+    }
+
+    fn gauge(&self, kind: &str) -> GaugeGuard {
+        GaugeGuard::new(self.state.metrics.subscriptions.with_label_values(&[kind]))
     }
 
     pub fn outbox(&self) -> &Arc<Outbox> {
@@ -127,7 +135,8 @@ impl Subscriptions {
             confirm,
         )
         .await?;
-        self.active.insert(key, Active::Replay(handle));
+        self.active
+            .insert(key, Active::Replay(handle, self.gauge("replay")));
         Ok(())
     }
 
@@ -157,7 +166,8 @@ impl Subscriptions {
             .hub
             .join(&topic, self.member, self.outbox.clone(), confirm)
             .await?;
-        self.active.insert(key, Active::Live(topic));
+        self.active
+            .insert(key, Active::Live(topic, self.gauge("live")));
         Ok(())
     }
 
@@ -169,8 +179,8 @@ impl Subscriptions {
     ) -> Result<(), ApiError> {
         let key = (subject.to_owned(), queue.map(str::to_owned));
         match self.active.remove(&key) {
-            Some(Active::Live(topic)) => self.state.hub.leave(&topic, self.member).await,
-            Some(Active::Replay(handle)) => drop(handle),
+            Some(Active::Live(topic, _)) => self.state.hub.leave(&topic, self.member).await,
+            Some(Active::Replay(handle, _)) => drop(handle),
             None => return Err(ApiError::NotSubscribed(subject.to_owned())),
         }
         Ok(())
@@ -178,7 +188,7 @@ impl Subscriptions {
 
     pub async fn leave_all(&mut self) {
         for (_, active) in self.active.drain() {
-            if let Active::Live(topic) = active {
+            if let Active::Live(topic, _) = active {
                 self.state.hub.leave(&topic, self.member).await;
             }
         }

@@ -213,7 +213,7 @@ impl Drop for ConnectionGuard {
 /// The gateway's authentication state.
 pub struct Auth {
     tokens: Option<Vec<Arc<TokenEntry>>>,
-    tickets: Tickets,
+    tickets: Arc<Tickets>,
     per_ip: Option<Arc<KeyedLimiter<IpAddr>>>,
 }
 
@@ -233,7 +233,7 @@ impl Auth {
                     .map(|t| Arc::new(TokenEntry::from_config(t)))
                     .collect()
             }),
-            tickets: Tickets::new(secret, ttl),
+            tickets: Arc::new(Tickets::new(secret, ttl)),
             per_ip: config
                 .gateway
                 .http
@@ -242,13 +242,23 @@ impl Auth {
         }
     }
 
+    /// The tokens of a re-read config; tickets already issued (and their
+    /// secret) and the per-IP buckets carry over.
+    pub fn reloaded(&self, config: &Config) -> Self {
+        Self {
+            tickets: self.tickets.clone(),
+            per_ip: self.per_ip.clone(),
+            ..Self::from_config(config)
+        }
+    }
+
     /// True without an `auth` section.
     pub fn is_open(&self) -> bool {
         self.tokens.is_none()
     }
 
-    pub fn tickets(&self) -> &Tickets {
-        &self.tickets
+    pub fn tickets(&self) -> Arc<Tickets> {
+        self.tickets.clone()
     }
 
     /// Identifies the caller from `Authorization: Bearer`, or (where
@@ -339,21 +349,24 @@ fn accepts_ticket(path: &str) -> bool {
 /// rate limit, and makes its [`Principal`] available to handlers.
 pub async fn authenticate(
     State(state): State<AppState>,
-    ConnectInfo(ClientAddr(peer)): ConnectInfo<ClientAddr>,
     mut request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
+    // No peer when the router is driven without a socket (tests, tools).
+    let ip = request
+        .extensions()
+        .get::<ConnectInfo<ClientAddr>>()
+        .map_or(IpAddr::from([0, 0, 0, 0]), |ConnectInfo(ClientAddr(p))| {
+            p.ip()
+        });
     let path = request.uri().path();
     let principal = if is_public(path) {
-        Principal::Anonymous {
-            ip: peer.ip(),
-            limiter: None,
-        }
+        Principal::Anonymous { ip, limiter: None }
     } else {
-        let principal = state.auth.authenticate(
+        let principal = state.auth.load().authenticate(
             request.headers(),
             request.uri().query(),
-            peer.ip(),
+            ip,
             accepts_ticket(path),
         )?;
         principal.charge(1, 0)?;

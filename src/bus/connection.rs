@@ -15,6 +15,7 @@ use utoipa::ToSchema;
 
 use super::{Bus, BusSettings, RoutingIndex};
 use crate::config::Config;
+use crate::metrics::Metrics;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -76,7 +77,11 @@ impl BusStatus {
 /// Starts connecting to NATS and returns at once; the connection comes up
 /// (and comes back) in the background. `give_up` is cancelled when
 /// `max_reconnect_attempts` consecutive attempts have failed.
-pub async fn connect(config: &Config, give_up: CancellationToken) -> Result<Arc<Bus>, String> {
+pub async fn connect(
+    config: &Config,
+    give_up: CancellationToken,
+    metrics: Arc<Metrics>,
+) -> Result<Arc<Bus>, String> {
     let nats = &config.nats_client;
     let settings = BusSettings::from_config(config);
     let (status_tx, _) = watch::channel(BusStatus {
@@ -107,8 +112,9 @@ pub async fn connect(config: &Config, give_up: CancellationToken) -> Result<Arc<
         .event_callback({
             let status = status_tx.clone();
             let refresh = refresh.clone();
+            let metrics = metrics.clone();
             move |event| {
-                on_event(event, &status, &refresh, &give_up);
+                on_event(event, &status, &refresh, &give_up, &metrics);
                 async {}
             }
         });
@@ -127,6 +133,8 @@ pub async fn connect(config: &Config, give_up: CancellationToken) -> Result<Arc<
         routing: RoutingIndex::default(),
         refresh,
         settings,
+        metrics,
+        stream_stats: Default::default(),
     }))
 }
 
@@ -170,12 +178,14 @@ fn on_event(
     status: &watch::Sender<BusStatus>,
     refresh: &Notify,
     give_up: &CancellationToken,
+    metrics: &Metrics,
 ) {
     match event {
         Event::Connected => {
             status.send_modify(|s| {
                 if s.state != ConnectionState::Connecting {
                     s.reconnects += 1;
+                    metrics.nats_reconnects.inc();
                 }
                 s.state = ConnectionState::Connected;
                 s.connects += 1;

@@ -76,6 +76,8 @@ pub enum InFlight {
 
 pub struct AwaitingAck {
     subject: Subject,
+    sent: std::time::Instant,
+    metrics: Arc<crate::metrics::Metrics>,
     ack: PublishAckFuture,
     status: watch::Receiver<BusStatus>,
     refresh: Arc<Notify>,
@@ -132,6 +134,8 @@ impl Bus {
         };
         Ok(InFlight::Awaiting(Box::new(AwaitingAck {
             subject: msg.subject,
+            sent: std::time::Instant::now(),
+            metrics: self.metrics.clone(),
             ack,
             status,
             refresh: self.refresh.clone(),
@@ -194,6 +198,8 @@ impl InFlight {
         };
         let AwaitingAck {
             subject,
+            sent,
+            metrics,
             ack,
             mut status,
             refresh,
@@ -216,12 +222,15 @@ impl InFlight {
             () = lost => return Err(ApiError::NatsUnavailable { retry_after: std::time::Duration::from_secs(1) }),
         };
         match result {
-            Ok(ack) => Ok(PublishReceipt {
-                subject: subject.as_str().to_owned(),
-                stream: Some(ack.stream),
-                seq: Some(ack.sequence),
-                duplicate: ack.duplicate,
-            }),
+            Ok(ack) => {
+                metrics.ack_latency.observe(sent.elapsed().as_secs_f64());
+                Ok(PublishReceipt {
+                    subject: subject.as_str().to_owned(),
+                    stream: Some(ack.stream),
+                    seq: Some(ack.sequence),
+                    duplicate: ack.duplicate,
+                })
+            }
             Err(err) if err.kind() == PublishErrorKind::StreamNotFound => {
                 // Our route was stale: the stream is gone and nobody at all
                 // listens on the subject, which is exactly a core publish

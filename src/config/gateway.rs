@@ -7,15 +7,38 @@ use serde::Deserialize;
 
 use super::Invalid;
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(default)]
 pub struct GatewayConfig {
+    /// On SIGTERM/SIGINT: how long in-flight requests get before the
+    /// process exits anyway.
+    pub shutdown_grace_ms: u64,
     pub http: HttpSettings,
     pub publish: PublishSettings,
     pub request: RequestSettings,
     pub jetstream: JetStreamSettings,
     pub websocket: WebSocketSettings,
     pub sse: SseSettings,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self {
+            shutdown_grace_ms: 10_000,
+            http: HttpSettings::default(),
+            publish: PublishSettings::default(),
+            request: RequestSettings::default(),
+            jetstream: JetStreamSettings::default(),
+            websocket: WebSocketSettings::default(),
+            sse: SseSettings::default(),
+        }
+    }
+}
+
+impl GatewayConfig {
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_millis(self.shutdown_grace_ms)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -238,6 +261,7 @@ impl GatewayConfig {
         let p = &self.publish;
         let h = &self.http;
         let positive = [
+            ("gateway.shutdown_grace_ms", self.shutdown_grace_ms),
             ("gateway.http.max_connections", h.max_connections as u64),
             ("gateway.http.request_timeout_ms", h.request_timeout_ms),
             (

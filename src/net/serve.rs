@@ -88,6 +88,9 @@ pub async fn serve(
             drop(permit);
         });
     }
+    // Close the listening socket now: new connections are refused at once
+    // instead of waiting in the backlog through the grace period.
+    drop(listener);
     if tokio::time::timeout(grace, graceful.shutdown())
         .await
         .is_err()

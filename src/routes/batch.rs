@@ -216,16 +216,22 @@ async fn publish_lines(
     }
     meta.into_iter()
         .zip(outcomes)
-        .map(|((line, id, subject), outcome)| LineResult {
-            line,
-            id,
-            outcome: match outcome.expect("every line has an outcome") {
-                Ok(receipt) => LineOutcome::Published(receipt),
-                Err(err) => LineOutcome::Failed {
-                    subject,
-                    error: ItemError::from(&err),
+        .map(|((line, id, subject), outcome)| {
+            let outcome = outcome.expect("every line has an outcome");
+            state
+                .metrics
+                .publish("batch", &outcome, PublishReceipt::is_stored);
+            LineResult {
+                line,
+                id,
+                outcome: match outcome {
+                    Ok(receipt) => LineOutcome::Published(receipt),
+                    Err(err) => LineOutcome::Failed {
+                        subject,
+                        error: ItemError::from(&err),
+                    },
                 },
-            },
+            }
         })
         .collect()
 }

@@ -5,6 +5,7 @@ mod batch;
 pub mod extract;
 mod health;
 mod latest;
+mod metrics;
 pub mod nats_headers;
 mod publish;
 mod request;
@@ -42,6 +43,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(request::request))
         .routes(routes!(health::healthz))
         .routes(routes!(health::livez))
+        .routes(routes!(metrics::metrics))
         .routes(routes!(crate::ws::subscribe))
         .routes(routes!(crate::sse::events))
         .routes(routes!(latest::latest))
@@ -77,6 +79,7 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(cors(&state.config.cors))
         .layer(middleware::from_fn(problem_errors))
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::internal("handler panicked").into_response()
         }))
@@ -89,9 +92,14 @@ pub fn router(state: AppState) -> Router {
                         .get(&REQUEST_ID)
                         .and_then(|v| v.to_str().ok())
                         .unwrap_or("");
+                    let route = req
+                        .extensions()
+                        .get::<axum::extract::MatchedPath>()
+                        .map_or("unmatched", |p| p.as_str());
                     tracing::info_span!(
                         "http",
                         method = %req.method(),
+                        route,
                         path = %req.uri().path(),
                         request_id = %id,
                         caller = tracing::field::Empty
@@ -109,6 +117,29 @@ pub fn router(state: AppState) -> Router {
         )
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .with_state(state)
+}
+
+/// Counts every request by its route template (never the raw path, which
+/// would make one label per subject) and measures its latency.
+async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or("unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = request.method().clone();
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    let metrics = &state.metrics;
+    metrics
+        .http_requests
+        .with_label_values(&[route.as_str(), method.as_str(), status.as_str()])
+        .inc();
+    metrics
+        .http_duration
+        .with_label_values(&[route.as_str(), method.as_str()])
+        .observe(started.elapsed().as_secs_f64());
+    response
 }
 
 /// Restates any error response that is not problem+json yet (a rejection

@@ -76,7 +76,11 @@ pub async fn publish_one(
         payload,
         headers: nats_headers,
     };
-    let receipt = state.bus.publish(msg, route).await?;
+    let result = state.bus.publish(msg, route).await;
+    state
+        .metrics
+        .publish("http", &result, PublishReceipt::is_stored);
+    let receipt = result?;
     Ok((receipt_status(&receipt), Json(receipt)))
 }
 

@@ -39,7 +39,7 @@ pub async fn issue(
         // token mode still works.
         Principal::Anonymous { .. } => "anonymous".into(),
     };
-    let tickets = state.auth.tickets();
+    let tickets = state.auth.load().tickets();
     Ok(Json(Ticket {
         ticket: tickets.issue(&name),
         expires_in: tickets.ttl().as_secs(),

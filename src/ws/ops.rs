@@ -92,6 +92,9 @@ impl Session {
     }
 
     pub fn send_ack(&mut self, reply: AckReply) {
+        self.state
+            .metrics
+            .publish("ws", &reply.result, PublishReceipt::is_stored);
         let id = reply.id.as_deref();
         match reply.result {
             Ok(receipt) => self.reply(&ServerFrame::Ack {

@@ -19,6 +19,7 @@ use crate::auth::{ConnectionGuard, Principal};
 use crate::config::SlowConsumerPolicy;
 use crate::fanout::{Batch, CloseReason, Outbox, OutboxLimits};
 use crate::frame::Frame;
+use crate::metrics::{GaugeGuard, Metrics};
 use crate::subscription::SubscribeRequest;
 
 /// Frames written before one flush.
@@ -56,6 +57,8 @@ pub async fn run(
         },
         policy,
     ));
+    let metrics = state.metrics.clone();
+    let _open = GaugeGuard::new(metrics.connections.with_label_values(&["ws"]));
     let (sink, stream) = socket.split();
     let done = CancellationToken::new();
     let last_seen = Arc::new(AtomicU64::new(0));
@@ -76,6 +79,7 @@ pub async fn run(
             interval: ws.ping_interval(),
             timeout: ws.pong_timeout(),
         },
+        metrics.clone(),
     );
     let reader = read_loop(stream, &mut session, done.clone(), started, last_seen);
     // The writer ends the socket; the reader hands it the close reason.
@@ -103,7 +107,9 @@ async fn write_loop(
     shutdown: CancellationToken,
     done: CancellationToken,
     live: Liveness,
+    metrics: Arc<Metrics>,
 ) {
+    let frames_sent = metrics.frames_sent.with_label_values(&["ws"]);
     let mut ping =
         tokio::time::interval_at(tokio::time::Instant::now() + live.interval, live.interval);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -118,6 +124,7 @@ async fn write_loop(
             next = outbox.next_batch(&mut batch, BATCH) => match next {
                 Batch::Close(reason) => break Some(reason),
                 Batch::Frames => {
+                    let count = batch.len() as u64;
                     let write = async {
                         for frame in batch.drain(..) {
                             sink.feed(Message::Text(frame.text)).await?;
@@ -125,7 +132,7 @@ async fn write_loop(
                         sink.flush().await
                     };
                     match tokio::time::timeout(stall, write).await {
-                        Ok(Ok(())) => {}
+                        Ok(Ok(())) => frames_sent.inc_by(count),
                         Ok(Err(_)) => break None,
                         Err(_) => break Some(PING_TIMEOUT),
                     }
@@ -143,6 +150,10 @@ async fn write_loop(
         }
     };
     if let Some(reason) = close {
+        metrics
+            .socket_closes
+            .with_label_values(&[&reason.code.to_string()])
+            .inc();
         let frame = CloseFrame {
             code: reason.code,
             reason: reason.reason.into(),

@@ -47,7 +47,7 @@ pub struct ConsumerState {
 }
 
 fn view(state: &AppState, info: &async_nats::jetstream::consumer::Info) -> ConsumerView {
-    let reports = state.reconciler.consumer_reports();
+    let reports = state.reconciler.load().consumer_reports();
     ConsumerView {
         declared: state.config.consumers.contains_key(&info.name),
         reconcile: reports.get(&info.name).cloned(),

@@ -62,7 +62,7 @@ async fn only_allowed_networks(
     request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    if state.auth.is_open() {
+    if state.auth.load().is_open() {
         if !state.config.admin.allows(peer.ip()) {
             tracing::warn!(%peer, path = %request.uri().path(), "admin request from a disallowed network");
             return Err(ApiError::AdminForbidden);

@@ -121,9 +121,9 @@ async fn read_spec(
 
 fn view(state: &AppState, info: &async_nats::jetstream::stream::Info) -> StreamView {
     let name = info.config.name.clone();
-    let reports = state.reconciler.stream_reports();
+    let reports = state.reconciler.load().stream_reports();
     StreamView {
-        declared: state.reconciler.is_declared(&name),
+        declared: state.reconciler.load().is_declared(&name),
         reconcile: reports.get(&name).cloned(),
         config: stream_spec(&info.config),
         state: StreamState {
