@@ -31,15 +31,25 @@ pub enum Command {
     CheckConfig,
     /// Print the OpenAPI document (what `/openapi.json` serves) and exit.
     Openapi,
+    /// GET an http:// URL and exit 0 on a 200 answer, 1 otherwise (the
+    /// container health check: the runtime image has no curl or wget).
+    Probe {
+        /// e.g. http://127.0.0.1:8086/healthz
+        url: String,
+    },
 }
 
 /// Exit code for a config the gateway refuses to start with.
 const EXIT_CONFIG: u8 = 2;
 
 pub async fn run(cli: Cli) -> ExitCode {
-    if let Some(Command::Openapi) = cli.command {
-        println!("{}", crate::openapi::to_pretty_json());
-        return ExitCode::SUCCESS;
+    match &cli.command {
+        Some(Command::Openapi) => {
+            println!("{}", crate::openapi::to_pretty_json());
+            return ExitCode::SUCCESS;
+        }
+        Some(Command::Probe { url }) => return probe(url).await,
+        _ => {}
     }
     let loaded = match Config::load(&cli.config) {
         Ok(loaded) => loaded,
@@ -130,6 +140,41 @@ async fn reload_on_hangup(
                 }
             }
             Err(err) => tracing::error!(%err, "config reload failed; keeping the running config"),
+        }
+    }
+}
+
+/// A minimal HTTP/1.1 GET with a 5 s deadline.
+async fn probe(url: &str) -> ExitCode {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Some(rest) = url.strip_prefix("http://") else {
+        eprintln!("probe: only http:// URLs");
+        return ExitCode::FAILURE;
+    };
+    let (host, path) = rest
+        .split_once('/')
+        .map_or((rest, "/".to_owned()), |(h, p)| (h, format!("/{p}")));
+    let attempt = async {
+        let mut tcp = tokio::net::TcpStream::connect(host).await?;
+        let request = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+        tcp.write_all(request.as_bytes()).await?;
+        let mut head = [0u8; 12];
+        tcp.read_exact(&mut head).await?;
+        Ok::<_, std::io::Error>(head)
+    };
+    match tokio::time::timeout(std::time::Duration::from_secs(5), attempt).await {
+        Ok(Ok(head)) if head.starts_with(b"HTTP/1.1 200") => ExitCode::SUCCESS,
+        Ok(Ok(head)) => {
+            eprintln!("probe: {}", String::from_utf8_lossy(&head));
+            ExitCode::FAILURE
+        }
+        Ok(Err(err)) => {
+            eprintln!("probe: {err}");
+            ExitCode::FAILURE
+        }
+        Err(_) => {
+            eprintln!("probe: no answer within 5 s");
+            ExitCode::FAILURE
         }
     }
 }

@@ -36,6 +36,7 @@ pub struct Metrics {
     pub nats_reconnects: IntCounter,
     connected: IntGauge,
     jetstream_reachable: IntGauge,
+    tasks: IntGauge,
     server: IntGaugeVec,
     stream_messages: IntGaugeVec,
     stream_bytes: IntGaugeVec,
@@ -131,6 +132,10 @@ impl Metrics {
                 "connected",
                 "1 when connected to NATS (the seed's BrokerDown alert watches this)"
             ))),
+            tasks: reg!(IntGauge::with_opts(opts(
+                "tokio_tasks",
+                "Tasks alive in the runtime (a leak shows as steady growth)"
+            ))),
             jetstream_reachable: reg!(IntGauge::with_opts(opts(
                 "jetstream_reachable",
                 "1 when the last JetStream API call succeeded"
@@ -185,6 +190,9 @@ impl Metrics {
 
     /// The text exposition, with state gauges refreshed first.
     pub fn render(&self, nats: &BusStatus, streams: &[StreamStats]) -> String {
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            self.tasks.set(runtime.metrics().num_alive_tasks() as i64);
+        }
         self.connected.set(i64::from(nats.connected()));
         self.jetstream_reachable
             .set(i64::from(nats.jetstream.reachable));

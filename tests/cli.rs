@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -197,29 +196,4 @@ async fn sighup_reloads_declared_streams_from_the_file() {
     );
     let _ = child.kill();
     let _ = child.wait();
-}
-
-/// The child's stdout lines, read on a thread.
-fn log_lines(stdout: std::process::ChildStdout) -> std::sync::mpsc::Receiver<String> {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    rx
-}
-
-/// Waits for a JSON log line whose message is `message`; returns it.
-fn wait_for_log(lines: &std::sync::mpsc::Receiver<String>, message: &str) -> serde_json::Value {
-    loop {
-        let line = lines
-            .recv_timeout(Duration::from_secs(10))
-            .unwrap_or_else(|_| panic!("a '{message}' log line"));
-        if let Ok(log) = serde_json::from_str::<serde_json::Value>(&line)
-            && log["message"] == message
-        {
-            return log;
-        }
-    }
 }

@@ -101,6 +101,18 @@ impl Bus {
             (_, ConnectionState::Connecting) => ConnectionState::Connecting,
             _ => ConnectionState::Disconnected,
         };
+        // The server in use, read live: after a failover the monitor may
+        // still be waiting on a JetStream call to the new node.
+        if let Some(info) = self.client.try_server_info() {
+            status.server = Some(ServerSummary {
+                name: info.server_name,
+                version: info.version,
+                id: info.server_id,
+                address: format!("{}:{}", info.host, info.port),
+                max_payload: info.max_payload,
+                jetstream: info.jetstream,
+            });
+        }
         status
     }
 

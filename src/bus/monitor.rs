@@ -1,5 +1,5 @@
 //! The background task that keeps the bus's view of the server fresh:
-//! server details, JetStream reachability and the routing index.
+//! JetStream reachability, stream sizes and the routing index.
 
 use std::sync::Arc;
 
@@ -7,8 +7,8 @@ use futures::TryStreamExt;
 use tokio::time::{MissedTickBehavior, interval, timeout};
 use tokio_util::sync::CancellationToken;
 
+use super::Bus;
 use super::routing::StreamRoute;
-use super::{Bus, ServerSummary};
 use crate::app::Swap;
 use crate::metrics::StreamStats;
 use crate::streams::Reconciler;
@@ -49,20 +49,12 @@ pub async fn run_monitor(
 }
 
 impl Bus {
-    /// Re-reads server details and the stream list; a failure marks
+    /// Re-reads the stream list; a failure marks
     /// JetStream unreachable but leaves the last good routing index in place.
     pub async fn refresh_now(&self) {
         if self.ensure_connected().is_err() {
             return;
         }
-        let server = self.client.try_server_info().map(|info| ServerSummary {
-            name: info.server_name,
-            version: info.version,
-            id: info.server_id,
-            address: format!("{}:{}", info.host, info.port),
-            max_payload: info.max_payload,
-            jetstream: info.jetstream,
-        });
         let listed = timeout(self.settings.api_timeout, self.list_stream_routes()).await;
         let result = match listed {
             Ok(Ok(routes)) => Ok(routes),
@@ -86,9 +78,6 @@ impl Bus {
             }
         };
         self.update_status(|s| {
-            if server.is_some() {
-                s.server = server;
-            }
             s.jetstream.reachable = error.is_none();
             s.jetstream.streams = streams;
             s.jetstream.error = error;

@@ -232,11 +232,14 @@ impl InFlight {
                 })
             }
             Err(err) if err.kind() == PublishErrorKind::StreamNotFound => {
-                // Our route was stale: the stream is gone and nobody at all
-                // listens on the subject, which is exactly a core publish
-                // nobody received. Say so, and fix the index.
+                // No stream answered: its leader is being elected (cluster
+                // failover) or it was deleted behind our back. Either way
+                // the message is not stored: 503, and the index is reloaded
+                // so a retry takes the right route.
                 refresh.notify_one();
-                Ok(PublishReceipt::core(&subject))
+                Err(ApiError::JetStreamUnavailable(
+                    "no stream answered for this subject; retry".into(),
+                ))
             }
             Err(err) => Err(map_ack_error(err, ack_timeout_ms, 0).unwrap_or(
                 ApiError::NatsUnavailable {
