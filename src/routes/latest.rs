@@ -53,11 +53,7 @@ pub async fn latest(
         .ok_or_else(no_message)?;
     let which = format!("on subject {subject}");
     let about = About::Message(&stream_name, &which);
-    let js = state.bus.jetstream();
-    let stream = state
-        .bus
-        .api(js.get_stream_no_info(stream_name.as_ref()), about)
-        .await?;
+    let stream = state.bus.stream_handle(&stream_name, about).await?;
     let msg = match state
         .bus
         .api(

@@ -230,7 +230,7 @@ impl Reconciler {
     ) -> SyncReport {
         let stream_name = spec.stream.as_deref().unwrap_or_default();
         let about = About::Consumer(stream_name, name);
-        let stream = match bus.api(js.get_stream_no_info(stream_name), about).await {
+        let stream = match bus.stream_handle(stream_name, about).await {
             Ok(stream) => stream,
             Err(err) => return SyncReport::failed(&err),
         };
@@ -309,6 +309,19 @@ impl Bus {
                 self.settings().api_timeout.as_millis()
             ))),
         }
+    }
+}
+
+impl Bus {
+    /// A handle on a stream by name, without fetching its info (the call
+    /// made on it reports a missing stream).
+    pub async fn stream_handle(
+        &self,
+        name: &str,
+        about: About<'_>,
+    ) -> Result<jetstream::stream::Stream<()>, ApiError> {
+        self.api(self.jetstream().get_stream_no_info(name), about)
+            .await
     }
 }
 

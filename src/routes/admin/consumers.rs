@@ -147,10 +147,7 @@ pub async fn create_consumer(
         consumer_config(&durable, &spec).map_err(|m| invalid("deliver_policy".into(), m))?;
     let about = About::Consumer(stream_name.as_str(), &durable);
     let js = state.bus.jetstream();
-    let stream = state
-        .bus
-        .api(js.get_stream_no_info(stream_name.as_str()), about)
-        .await?;
+    let stream = state.bus.stream_handle(stream_name.as_str(), about).await?;
     // NATS accepts a create of an identical existing consumer; look first.
     match state.bus.api(stream.consumer_info(&durable), about).await {
         Ok(_) => return Err(ApiError::ConsumerExists(durable)),
@@ -185,16 +182,7 @@ pub async fn get_consumer(
     let stream_name = parse_name(&name)?;
     let consumer = parse_consumer(&consumer)?;
     let about = About::Consumer(stream_name.as_str(), consumer.as_str());
-    let stream = state
-        .bus
-        .api(
-            state
-                .bus
-                .jetstream()
-                .get_stream_no_info(stream_name.as_str()),
-            about,
-        )
-        .await?;
+    let stream = state.bus.stream_handle(stream_name.as_str(), about).await?;
     let info = state
         .bus
         .api(stream.consumer_info(consumer.as_str()), about)
@@ -219,16 +207,7 @@ pub async fn delete_consumer(
     let stream_name = parse_name(&name)?;
     let consumer = parse_consumer(&consumer)?;
     let about = About::Consumer(stream_name.as_str(), consumer.as_str());
-    let stream = state
-        .bus
-        .api(
-            state
-                .bus
-                .jetstream()
-                .get_stream_no_info(stream_name.as_str()),
-            about,
-        )
-        .await?;
+    let stream = state.bus.stream_handle(stream_name.as_str(), about).await?;
     state
         .bus
         .api(stream.delete_consumer(consumer.as_str()), about)

@@ -75,13 +75,7 @@ pub async fn get_message(
     let name = parse_name(&name)?;
     let which = format!("at sequence {seq}");
     let about = About::Message(name.as_str(), &which);
-    let stream = state
-        .bus
-        .api(
-            state.bus.jetstream().get_stream_no_info(name.as_str()),
-            about,
-        )
-        .await?;
+    let stream = state.bus.stream_handle(name.as_str(), about).await?;
     let msg = state.bus.api(stream.get_raw_message(seq), about).await?;
     Ok(Json(stored(name.as_str(), msg)))
 }
@@ -103,13 +97,7 @@ pub async fn delete_message(
     let name = parse_name(&name)?;
     let which = format!("at sequence {seq}");
     let about = About::Message(name.as_str(), &which);
-    let stream = state
-        .bus
-        .api(
-            state.bus.jetstream().get_stream_no_info(name.as_str()),
-            about,
-        )
-        .await?;
+    let stream = state.bus.stream_handle(name.as_str(), about).await?;
     state.bus.api(stream.delete_message(seq), about).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -132,13 +120,7 @@ pub async fn last_message(
     let subject = Subject::parse(&subject).map_err(|e| ApiError::invalid_subject(&subject, e))?;
     let which = format!("on subject {subject}");
     let about = About::Message(name.as_str(), &which);
-    let stream = state
-        .bus
-        .api(
-            state.bus.jetstream().get_stream_no_info(name.as_str()),
-            about,
-        )
-        .await?;
+    let stream = state.bus.stream_handle(name.as_str(), about).await?;
     let msg = state
         .bus
         .api(

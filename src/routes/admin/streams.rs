@@ -343,13 +343,7 @@ pub async fn purge_stream(
             .map_err(|e| ApiError::invalid_subject(subject, e))?;
     }
     let about = About::Stream(name.as_str());
-    let stream = state
-        .bus
-        .api(
-            state.bus.jetstream().get_stream_no_info(name.as_str()),
-            about,
-        )
-        .await?;
+    let stream = state.bus.stream_handle(name.as_str(), about).await?;
     let purge = stream.purge();
     let purge = match &request.subject {
         Some(subject) => purge.filter(subject.clone()),
