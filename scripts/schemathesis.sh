@@ -46,11 +46,13 @@ streams:
 YAML
 target/debug/message-broker -c "$WORK/broker.yaml" >"$WORK/gateway.log" 2>&1 &
 pids+=($!)
+# The binary's own probe: curl may not be installed on a fresh machine.
+healthy() { target/debug/message-broker probe "http://127.0.0.1:$HTTP_PORT/healthz" 2>/dev/null; }
 for _ in $(seq 1 100); do
-    curl -sf "http://127.0.0.1:$HTTP_PORT/healthz" >/dev/null 2>&1 && break
+    healthy && break
     sleep 0.1
 done
-curl -sf "http://127.0.0.1:$HTTP_PORT/healthz" >/dev/null || { cat "$WORK/gateway.log"; log "gateway did not become healthy"; exit 1; }
+healthy || { cat "$WORK/gateway.log"; log "gateway did not become healthy"; exit 1; }
 
 export SCHEMATHESIS_HOOKS=scripts.schemathesis_hooks
 export PYTHONPATH=$ROOT
