@@ -24,6 +24,10 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
     cargo test --locked --no-fail-fast "$@" || status=$?
 fi
+# The OpenAPI document against a running gateway (full runs only).
+if (($# == 0)); then
+    scripts/schemathesis.sh || status=$?
+fi
 
 # The performance regression gate: the harness in quick mode (a release
 # build with the `bench` feature, ~3 min from scratch, then under 2 min of

@@ -11,10 +11,11 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::auth::Auth;
 use crate::bus::{self, Bus};
 use crate::config::Config;
 use crate::fanout::Hub;
-use crate::net::{ClientAddr, GatewayListener};
+use crate::metrics::Metrics;
 use crate::streams::Reconciler;
 
 /// State shared by every handler; cheap to clone.
@@ -33,8 +34,28 @@ pub struct Inner {
     pub hub: Hub,
     /// One permit per WebSocket connection (`gateway.websocket.max_connections`).
     pub ws_slots: Arc<Semaphore>,
-    /// Keeps the declared streams and consumers in shape.
-    pub reconciler: Arc<Reconciler>,
+    /// Keeps the declared streams and consumers in shape (replaced on reload).
+    pub reconciler: Arc<Swap<Reconciler>>,
+    /// Tokens, tickets and rate limits (replaced on reload).
+    pub auth: Swap<Auth>,
+    pub metrics: Arc<Metrics>,
+}
+
+/// A value replaced whole while readers keep the one they loaded.
+pub struct Swap<T>(std::sync::RwLock<Arc<T>>);
+
+impl<T> Swap<T> {
+    pub fn new(value: T) -> Self {
+        Self(std::sync::RwLock::new(Arc::new(value)))
+    }
+
+    pub fn load(&self) -> Arc<T> {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn store(&self, value: T) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(value);
+    }
 }
 
 impl Deref for AppState {
@@ -46,10 +67,50 @@ impl Deref for AppState {
 }
 
 impl AppState {
+    /// Applies a re-read config file (SIGHUP): tokens and permissions, and
+    /// the declared streams and consumers (reconciled again at once).
+    /// Everything else needs a restart; the keys that differ are returned.
+    pub fn reload(&self, fresh: &Config) -> Vec<&'static str> {
+        let auth = self.auth.load().reloaded(fresh);
+        self.auth.store(auth);
+        self.reconciler.store(Reconciler::new(fresh));
+        self.bus.request_refresh();
+        let old = &self.config;
+        let mut restart = Vec::new();
+        let differs = |a: String, b: String| a != b;
+        if differs(format!("{:?}", old.service), format!("{:?}", fresh.service)) {
+            restart.push("service");
+        }
+        if differs(
+            format!("{:?}", old.nats_client),
+            format!("{:?}", fresh.nats_client),
+        ) {
+            restart.push("nats_client");
+        }
+        if differs(format!("{:?}", old.gateway), format!("{:?}", fresh.gateway)) {
+            restart.push("gateway");
+        }
+        if differs(format!("{:?}", old.logging), format!("{:?}", fresh.logging)) {
+            restart.push("logging");
+        }
+        if differs(format!("{:?}", old.admin), format!("{:?}", fresh.admin))
+            || differs(format!("{:?}", old.cors), format!("{:?}", fresh.cors))
+        {
+            restart.push("admin/cors");
+        }
+        restart
+    }
+
     pub fn new(config: Arc<Config>, bus: Arc<Bus>, shutdown: CancellationToken) -> Self {
-        let hub = Hub::new(bus.client().clone(), bus.settings().send_timeout);
+        let metrics = bus.metrics().clone();
+        let hub = Hub::new(
+            bus.client().clone(),
+            bus.settings().send_timeout,
+            metrics.clone(),
+        );
         let ws_slots = Arc::new(Semaphore::new(config.gateway.websocket.max_connections));
-        let reconciler = Arc::new(Reconciler::new(&config));
+        let reconciler = Arc::new(Swap::new(Reconciler::new(&config)));
+        let auth = Swap::new(Auth::from_config(&config));
         Self(Arc::new(Inner {
             config,
             bus,
@@ -58,6 +119,8 @@ impl AppState {
             hub,
             ws_slots,
             reconciler,
+            auth,
+            metrics,
         }))
     }
 }
@@ -75,9 +138,9 @@ pub enum RunError {
         source: std::io::Error,
     },
     #[error("invalid NATS connection options: {0}")]
-    Connect(#[from] async_nats::ConnectError),
-    #[error("server error: {0}")]
-    Serve(std::io::Error),
+    Connect(String),
+    #[error("TLS: {0}")]
+    Tls(String),
     #[error("gave up connecting to NATS after nats_client.max_reconnect_attempts attempts")]
     NatsGaveUp,
 }
@@ -102,8 +165,17 @@ impl Gateway {
     /// Uses an already-bound listener (tests bind port 0).
     pub async fn with_listener(config: Config, listener: TcpListener) -> Result<Self, RunError> {
         let give_up = CancellationToken::new();
-        let bus = bus::connect(&config, give_up.clone()).await?;
+        let bus = bus::connect(&config, give_up.clone(), Arc::new(Metrics::new()))
+            .await
+            .map_err(RunError::Connect)?;
         let state = AppState::new(Arc::new(config), bus, CancellationToken::new());
+        if state.auth.load().is_open() {
+            tracing::warn!(
+                "OPEN MODE: no `auth` section, so anyone who can reach this port may publish and \
+                 subscribe (reserved $JS/$KV/$O/$SYS/_INBOX subjects excepted); admin routes answer \
+                 admin.allowed_networks only. Configure auth.tokens before exposing the gateway."
+            );
+        }
         Ok(Self {
             state,
             listener,
@@ -150,24 +222,39 @@ impl Gateway {
             }
         };
         let app = build_router(state.clone());
-        let served = axum::serve(
-            GatewayListener::new(listener),
-            app.into_make_service_with_connect_info::<ClientAddr>(),
-        )
-        .with_graceful_shutdown(stop)
-        .await;
+        let tls = match &state.config.service.tls {
+            Some(tls) => Some(
+                crate::net::tls_acceptor(&tls.cert_file, &tls.key_file).map_err(RunError::Tls)?,
+            ),
+            None => None,
+        };
+        let grace = state.config.gateway.shutdown_grace();
+        let serving = crate::net::serve(
+            listener,
+            tls,
+            app,
+            &state.config.gateway.http,
+            shutdown.clone(),
+            grace,
+        );
+        tokio::join!(serving, stop);
 
-        state.tasks.close();
-        state.tasks.wait().await;
-        state.hub.close().await;
-        // Flush what the client still buffers; bounded so a dead server
-        // cannot hold the process.
-        let _ = tokio::time::timeout(
-            state.bus.settings().send_timeout,
-            state.bus.client().drain(),
-        )
-        .await;
-        served.map_err(RunError::Serve)?;
+        // Sockets have been told 1001 (they watch the same token); let them
+        // and the monitor finish, then flush what the NATS client still
+        // buffers. Bounded: a dead peer or server must not hold the exit.
+        let finish = async {
+            state.tasks.close();
+            state.tasks.wait().await;
+            state.hub.close().await;
+            let _ = tokio::time::timeout(
+                state.bus.settings().send_timeout,
+                state.bus.client().drain(),
+            )
+            .await;
+        };
+        if tokio::time::timeout(grace, finish).await.is_err() {
+            tracing::warn!("shutdown grace period over; exiting with work unfinished");
+        }
         if give_up.is_cancelled() {
             return Err(RunError::NatsGaveUp);
         }

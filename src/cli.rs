@@ -31,15 +31,25 @@ pub enum Command {
     CheckConfig,
     /// Print the OpenAPI document (what `/openapi.json` serves) and exit.
     Openapi,
+    /// GET an http:// URL and exit 0 on a 200 answer, 1 otherwise (the
+    /// container health check: the runtime image has no curl or wget).
+    Probe {
+        /// e.g. http://127.0.0.1:8086/healthz
+        url: String,
+    },
 }
 
 /// Exit code for a config the gateway refuses to start with.
 const EXIT_CONFIG: u8 = 2;
 
 pub async fn run(cli: Cli) -> ExitCode {
-    if let Some(Command::Openapi) = cli.command {
-        println!("{}", crate::openapi::to_pretty_json());
-        return ExitCode::SUCCESS;
+    match &cli.command {
+        Some(Command::Openapi) => {
+            println!("{}", crate::openapi::to_pretty_json());
+            return ExitCode::SUCCESS;
+        }
+        Some(Command::Probe { url }) => return probe(url).await,
+        _ => {}
     }
     let loaded = match Config::load(&cli.config) {
         Ok(loaded) => loaded,
@@ -67,10 +77,10 @@ pub async fn run(cli: Cli) -> ExitCode {
         );
         return ExitCode::SUCCESS;
     }
-    serve(loaded.config).await
+    serve(loaded.config, cli.config).await
 }
 
-async fn serve(config: Config) -> ExitCode {
+async fn serve(config: Config, path: PathBuf) -> ExitCode {
     let gateway = match Gateway::bind(config).await {
         Ok(gateway) => gateway,
         Err(err) => {
@@ -78,9 +88,20 @@ async fn serve(config: Config) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // Installed before "listening" is logged, so a supervisor that waits
+    // for that line can send SIGHUP safely (its default action kills).
+    #[cfg(unix)]
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(hangup) => {
+            tokio::spawn(reload_on_hangup(gateway.state(), path, hangup));
+        }
+        Err(err) => tracing::warn!(%err, "no SIGHUP handler; config reload is unavailable"),
+    }
     if let Ok(addr) = gateway.local_addr() {
         tracing::info!(%addr, "listening");
     }
+    #[cfg(not(unix))]
+    let _ = path;
     let shutdown = gateway.shutdown_token();
     tokio::spawn(async move {
         wait_for_signal().await;
@@ -96,6 +117,63 @@ async fn serve(config: Config) -> ExitCode {
         }
         Err(err) => {
             tracing::error!(%err, "stopped with an error");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// SIGHUP re-reads the config file and applies tokens, permissions and the
+/// declared streams and consumers without dropping any connection.
+#[cfg(unix)]
+async fn reload_on_hangup(
+    state: crate::app::AppState,
+    path: PathBuf,
+    mut hangup: tokio::signal::unix::Signal,
+) {
+    while hangup.recv().await.is_some() {
+        match Config::load(&path) {
+            Ok(loaded) => {
+                let restart = state.reload(&loaded.config);
+                tracing::info!(file = %path.display(), "config reloaded: auth, streams and consumers applied");
+                if !restart.is_empty() {
+                    tracing::warn!(sections = %restart.join(", "), "changes in these sections need a restart");
+                }
+            }
+            Err(err) => tracing::error!(%err, "config reload failed; keeping the running config"),
+        }
+    }
+}
+
+/// A minimal HTTP/1.1 GET with a 5 s deadline.
+async fn probe(url: &str) -> ExitCode {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Some(rest) = url.strip_prefix("http://") else {
+        eprintln!("probe: only http:// URLs");
+        return ExitCode::FAILURE;
+    };
+    let (host, path) = rest
+        .split_once('/')
+        .map_or((rest, "/".to_owned()), |(h, p)| (h, format!("/{p}")));
+    let attempt = async {
+        let mut tcp = tokio::net::TcpStream::connect(host).await?;
+        let request = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+        tcp.write_all(request.as_bytes()).await?;
+        let mut head = [0u8; 12];
+        tcp.read_exact(&mut head).await?;
+        Ok::<_, std::io::Error>(head)
+    };
+    match tokio::time::timeout(std::time::Duration::from_secs(5), attempt).await {
+        Ok(Ok(head)) if head.starts_with(b"HTTP/1.1 200") => ExitCode::SUCCESS,
+        Ok(Ok(head)) => {
+            eprintln!("probe: {}", String::from_utf8_lossy(&head));
+            ExitCode::FAILURE
+        }
+        Ok(Err(err)) => {
+            eprintln!("probe: {err}");
+            ExitCode::FAILURE
+        }
+        Err(_) => {
+            eprintln!("probe: no answer within 5 s");
             ExitCode::FAILURE
         }
     }

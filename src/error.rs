@@ -31,6 +31,8 @@ pub enum ApiError {
     InvalidBody(String),
     #[error("{0}")]
     InvalidQuery(String),
+    #[error("{0}")]
+    InvalidPath(String),
     #[error("{what} exceeds the limit of {limit} {unit}")]
     PayloadTooLarge {
         what: &'static str,
@@ -91,6 +93,22 @@ pub enum ApiError {
     MessageNotFound(String),
     #[error("admin routes answer only clients on this host")]
     AdminForbidden,
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("origin {0} may not open sockets or event streams here")]
+    ForbiddenOrigin(String),
+    #[error("rate limit exceeded; retry in {} ms", retry_after.as_millis())]
+    RateLimited { retry_after: Duration },
+    #[error("{0}")]
+    QuotaExceeded(String),
+    #[error("the request did not complete within {0} ms")]
+    Timeout(u64),
+    /// An error response produced below the handlers (an extractor or a
+    /// layer), restated as a problem document.
+    #[error("{detail}")]
+    Http { status: StatusCode, detail: String },
     #[error("JetStream refused the request: {message}")]
     JetStreamRejected { status: u16, message: String },
     #[error("method not allowed")]
@@ -108,6 +126,7 @@ impl ApiError {
             | InvalidHeader(_)
             | InvalidBody(_)
             | InvalidQuery(_)
+            | InvalidPath(_)
             | TooManySubscriptions(_)
             | NotSubscribed(_)
             | InvalidOp(_)
@@ -119,7 +138,11 @@ impl ApiError {
                 StatusCode::NOT_FOUND
             }
             StreamExists(_) | SubjectsOverlap(_) | ConsumerExists(_) => StatusCode::CONFLICT,
-            AdminForbidden => StatusCode::FORBIDDEN,
+            AdminForbidden | Forbidden(_) | ForbiddenOrigin(_) => StatusCode::FORBIDDEN,
+            Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            RateLimited { .. } | QuotaExceeded(_) => StatusCode::TOO_MANY_REQUESTS,
+            Timeout(_) => StatusCode::REQUEST_TIMEOUT,
+            Http { status, .. } => *status,
             JetStreamRejected { status, .. } => {
                 StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_REQUEST)
             }
@@ -148,6 +171,7 @@ impl ApiError {
             InvalidHeader(_) => "invalid_header",
             InvalidBody(_) => "invalid_body",
             InvalidQuery(_) => "invalid_query",
+            InvalidPath(_) => "invalid_path",
             PayloadTooLarge { .. } => "payload_too_large",
             UnsupportedMediaType { .. } => "unsupported_media_type",
             NatsUnavailable { .. } => "nats_unavailable",
@@ -175,6 +199,23 @@ impl ApiError {
             ConsumerExists(_) => "consumer_exists",
             MessageNotFound(_) => "message_not_found",
             AdminForbidden => "admin_forbidden",
+            Unauthorized(_) => "unauthorized",
+            Forbidden(_) => "forbidden",
+            ForbiddenOrigin(_) => "forbidden_origin",
+            RateLimited { .. } => "rate_limited",
+            QuotaExceeded(_) => "quota_exceeded",
+            Timeout(_) => "timeout",
+            Http { status, .. } => match status.as_u16() {
+                400 => "invalid_request",
+                404 => "not_found",
+                405 => "method_not_allowed",
+                408 => "timeout",
+                413 => "payload_too_large",
+                415 => "unsupported_media_type",
+                431 => "headers_too_large",
+                s if s >= 500 => "internal",
+                _ => "invalid_request",
+            },
             JetStreamRejected { .. } => "jetstream_rejected",
             MethodNotAllowed => "method_not_allowed",
             Internal(_) => "internal",
@@ -205,6 +246,7 @@ impl ApiError {
             ApiError::JetStreamUnavailable(_) | ApiError::TooManyConnections(_) => {
                 Some(Duration::from_secs(1))
             }
+            ApiError::RateLimited { retry_after } => Some(*retry_after),
             _ => None,
         }
     }
@@ -257,11 +299,23 @@ impl IntoResponse for ApiError {
         let mut response = (self.status(), axum::Json(problem)).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        if matches!(self, ApiError::Unauthorized(_)) {
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"marketprism\""),
+            );
+        }
         if let Some(after) = self.retry_after() {
             let secs = after.as_secs_f64().ceil().max(1.0) as u64;
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         response
+    }
+}
+
+impl From<axum::extract::rejection::PathRejection> for ApiError {
+    fn from(rejection: axum::extract::rejection::PathRejection) -> Self {
+        ApiError::InvalidPath(rejection.body_text())
     }
 }
 

@@ -347,3 +347,41 @@ mod tests {
         assert_eq!(f.text.as_str(), r#"{"type":"dropped","count":3}"#);
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever the payload and headers, a frame is valid JSON that
+        /// carries the payload back losslessly.
+        #[test]
+        fn every_frame_is_json_and_round_trips_the_payload(
+            payload in prop::collection::vec(any::<u8>(), 0..200),
+            header in "[ -~]{0,10}",
+        ) {
+            let mut headers = async_nats::HeaderMap::new();
+            headers.insert("X-P", header.as_str());
+            let subject = async_nats::Subject::from("a.b");
+            let frame = Frame::message(&subject, &payload, Some(&headers), None);
+            let v: serde_json::Value = serde_json::from_str(frame.text.as_str()).expect("valid JSON");
+            let back = match v["encoding"].as_str() {
+                Some("base64") => BASE64.decode(v["data"].as_str().unwrap()).unwrap(),
+                Some("text") => v["data"].as_str().unwrap().as_bytes().to_vec(),
+                _ => {
+                    // JSON payloads are embedded verbatim.
+                    let (raw, encoding) = payload_value(&payload);
+                    prop_assert!(encoding.is_none());
+                    raw.get().as_bytes().to_vec()
+                }
+            };
+            if v["encoding"].is_null() {
+                prop_assert_eq!(std::str::from_utf8(&payload).unwrap().trim().as_bytes(), back.as_slice());
+            } else {
+                prop_assert_eq!(payload, back);
+            }
+            prop_assert_eq!(v["headers"]["X-P"].as_str(), Some(header.as_str()));
+        }
+    }
+}

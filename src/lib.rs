@@ -6,12 +6,14 @@
 //! [`subject`] validates every name before it reaches NATS.
 
 pub mod app;
+pub mod auth;
 pub mod bus;
 pub mod cli;
 pub mod config;
 pub mod error;
 pub mod fanout;
 pub mod frame;
+pub mod metrics;
 pub mod net;
 pub mod openapi;
 pub mod protocol;

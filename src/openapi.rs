@@ -6,7 +6,7 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::app::AppState;
-use crate::error::Problem;
+use crate::error::{PROBLEM_JSON, Problem};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -23,17 +23,101 @@ with a stable `code`.",
         (name = "request", description = "NATS request/reply"),
         (name = "subscribe", description = "WebSocket subscriptions: live fan-out, control ops, publishing over the socket"),
         (name = "health", description = "Readiness and liveness"),
+        (name = "auth", description = "Tickets for browser sockets and event streams"),
         (name = "admin", description = "JetStream streams, messages and consumers (loopback clients only by default)"),
     ),
     components(schemas(Problem))
 )]
 struct ApiDoc;
 
+/// Declares the bearer scheme, and on every operation the responses the
+/// auth and limit layers can give: 401/403/429 (not on the public routes)
+/// and 408 (not on the long-lived streams).
+struct Security;
+
+const PUBLIC: [&str; 3] = ["/healthz", "/livez", "/metrics"];
+const STREAMING: [&str; 2] = ["/subscribe", "/events"];
+
+impl utoipa::Modify for Security {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{
+            Http, HttpAuthScheme, SecurityRequirement, SecurityScheme,
+        };
+        let components = doc.components.get_or_insert_with(Default::default);
+        let mut bearer = Http::new(HttpAuthScheme::Bearer);
+        bearer.description = Some(
+            "A token from `auth.tokens` (open mode: none needed). Browsers use `POST /auth/ticket` and `?ticket=` on `/subscribe` and `/events`.".into(),
+        );
+        components.add_security_scheme("bearer", SecurityScheme::Http(bearer));
+        doc.security = Some(vec![SecurityRequirement::new(
+            "bearer",
+            Vec::<String>::new(),
+        )]);
+        for (path, item) in doc.paths.paths.iter_mut() {
+            let public = PUBLIC.contains(&path.as_str());
+            let streaming = STREAMING.contains(&path.as_str());
+            for op in [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                let responses = &mut op.responses.responses;
+                if public {
+                    op.security = Some(Vec::new());
+                    continue;
+                }
+                let mut add = |status: &str, text: &str| {
+                    responses
+                        .entry(status.to_owned())
+                        .or_insert_with(|| problem(text));
+                };
+                add(
+                    "401",
+                    "`unauthorized`: missing or unknown bearer token (with `WWW-Authenticate: Bearer`)",
+                );
+                add(
+                    "403",
+                    "`forbidden`: the token may not use this subject or route",
+                );
+                add(
+                    "429",
+                    "`rate_limited` (with `Retry-After`) or `quota_exceeded`",
+                );
+                if !streaming {
+                    add(
+                        "408",
+                        "`timeout`: the request did not complete within `gateway.http.request_timeout_ms`",
+                    );
+                }
+            }
+        }
+    }
+}
+
+fn problem(description: &str) -> utoipa::openapi::RefOr<utoipa::openapi::Response> {
+    use utoipa::openapi::{Content, Ref, ResponseBuilder};
+    ResponseBuilder::new()
+        .description(description)
+        .content(
+            PROBLEM_JSON,
+            Content::new(Some(Ref::from_schema_name("Problem"))),
+        )
+        .build()
+        .into()
+}
+
 /// Splits the documented routes into a router and its OpenAPI document.
 pub fn split(api: OpenApiRouter<AppState>) -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(api)
-        .split_for_parts()
+        .split_for_parts();
+    // After the merge: the routes' operations exist only now.
+    utoipa::Modify::modify(&Security, &mut doc);
+    (router, doc)
 }
 
 /// The OpenAPI document the gateway serves at `/openapi.json`.

@@ -15,9 +15,11 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 
 use crate::app::AppState;
+use crate::auth::{Caller, ConnectionGuard, check_origin};
 use crate::error::{ApiError, Problem};
 use crate::fanout::{Batch, Outbox, OutboxLimits};
 use crate::frame::Frame;
+use crate::metrics::GaugeGuard;
 use crate::subscription::Subscriptions;
 use crate::ws::SubscribeQuery;
 
@@ -50,9 +52,11 @@ use crate::ws::SubscribeQuery;
 )]
 pub async fn events(
     State(state): State<AppState>,
+    Caller(caller): Caller,
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    check_origin(&headers, &state.config.cors)?;
     let mut query = SubscribeQuery::parse(raw.as_deref())?;
     if let Some(last) = headers.get("last-event-id") {
         let last = last.to_str().map_err(|_| {
@@ -74,6 +78,7 @@ pub async fn events(
         .clone()
         .try_acquire_owned()
         .map_err(|_| ApiError::TooManyConnections(settings.max_connections))?;
+    let quota = caller.open_connection()?;
     let outbox = Arc::new(Outbox::new(
         OutboxLimits {
             max_messages: settings.queue_max_messages,
@@ -83,7 +88,7 @@ pub async fn events(
         query.policy.unwrap_or(settings.slow_consumer_policy),
     ));
     let heartbeat = Duration::from_millis(state.config.gateway.sse.heartbeat_ms);
-    let mut subs = Subscriptions::new(state.clone(), outbox.clone());
+    let mut subs = Subscriptions::new(state.clone(), caller, outbox.clone());
     subs.subscribe(&request, None).await?;
     let feed = Feed {
         subs: Some(subs),
@@ -91,7 +96,9 @@ pub async fn events(
         shutdown: state.shutdown.clone(),
         batch: Vec::new(),
         ready: VecDeque::new(),
-        _permit: permit,
+        _permit: (permit, quota),
+        _open: GaugeGuard::new(state.metrics.connections.with_label_values(&["sse"])),
+        frames_sent: state.metrics.frames_sent.with_label_values(&["sse"]),
     };
     let events = futures::stream::unfold(feed, |mut feed| async move {
         let event = feed.next().await?;
@@ -110,7 +117,9 @@ struct Feed {
     shutdown: CancellationToken,
     batch: Vec<Frame>,
     ready: VecDeque<Event>,
-    _permit: OwnedSemaphorePermit,
+    _permit: (OwnedSemaphorePermit, ConnectionGuard),
+    _open: GaugeGuard,
+    frames_sent: prometheus::IntCounter,
 }
 
 impl Feed {
@@ -126,7 +135,10 @@ impl Feed {
             };
             match batch {
                 Batch::Close(_) => return None,
-                Batch::Frames => self.ready.extend(self.batch.drain(..).map(to_event)),
+                Batch::Frames => {
+                    self.frames_sent.inc_by(self.batch.len() as u64);
+                    self.ready.extend(self.batch.drain(..).map(to_event));
+                }
             }
         }
     }

@@ -8,9 +8,11 @@ use std::sync::Arc;
 use serde_json::value::RawValue;
 
 use crate::app::AppState;
+use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::fanout::{MemberId, Outbox, TopicKey};
 use crate::frame::{Frame, ServerFrame};
+use crate::metrics::GaugeGuard;
 use crate::replay::{self, Deliver, ReplayHandle};
 use crate::subject::SubjectPattern;
 
@@ -23,8 +25,11 @@ pub struct SubscribeRequest {
 }
 
 enum Active {
-    Live(TopicKey),
-    Replay(#[allow(dead_code)] ReplayHandle),
+    Live(TopicKey, #[allow(dead_code)] GaugeGuard),
+    Replay(
+        #[allow(dead_code)] ReplayHandle,
+        #[allow(dead_code)] GaugeGuard,
+    ),
 }
 
 /// Subscriptions are keyed by (first subject, queue group).
@@ -32,20 +37,30 @@ type Key = (String, Option<String>);
 
 pub struct Subscriptions {
     state: AppState,
+    caller: Principal,
     outbox: Arc<Outbox>,
     member: MemberId,
     active: HashMap<Key, Active>,
 }
 
 impl Subscriptions {
-    pub fn new(state: AppState, outbox: Arc<Outbox>) -> Self {
+    pub fn new(state: AppState, caller: Principal, outbox: Arc<Outbox>) -> Self {
         let member = state.hub.new_member_id();
         Self {
             state,
+            caller,
             outbox,
             member,
             active: HashMap::new(),
         }
+    }
+
+    pub fn caller(&self) -> &Principal {
+        &self.caller
+    }
+
+    fn gauge(&self, kind: &str) -> GaugeGuard {
+        GaugeGuard::new(self.state.metrics.subscriptions.with_label_values(&[kind]))
     }
 
     pub fn outbox(&self) -> &Arc<Outbox> {
@@ -60,12 +75,19 @@ impl Subscriptions {
         req: &SubscribeRequest,
         id: Option<&RawValue>,
     ) -> Result<(), ApiError> {
-        let limit = self
+        for pattern in &req.patterns {
+            self.caller.check_subscribe(pattern)?;
+        }
+        let global = self
             .state
             .config
             .gateway
             .websocket
             .max_subscriptions_per_socket;
+        let limit = self
+            .caller
+            .max_subscriptions()
+            .map_or(global, |own| own.min(global));
         let fresh = if req.deliver.is_live() {
             req.patterns
                 .iter()
@@ -113,7 +135,8 @@ impl Subscriptions {
             confirm,
         )
         .await?;
-        self.active.insert(key, Active::Replay(handle));
+        self.active
+            .insert(key, Active::Replay(handle, self.gauge("replay")));
         Ok(())
     }
 
@@ -143,7 +166,8 @@ impl Subscriptions {
             .hub
             .join(&topic, self.member, self.outbox.clone(), confirm)
             .await?;
-        self.active.insert(key, Active::Live(topic));
+        self.active
+            .insert(key, Active::Live(topic, self.gauge("live")));
         Ok(())
     }
 
@@ -155,8 +179,8 @@ impl Subscriptions {
     ) -> Result<(), ApiError> {
         let key = (subject.to_owned(), queue.map(str::to_owned));
         match self.active.remove(&key) {
-            Some(Active::Live(topic)) => self.state.hub.leave(&topic, self.member).await,
-            Some(Active::Replay(handle)) => drop(handle),
+            Some(Active::Live(topic, _)) => self.state.hub.leave(&topic, self.member).await,
+            Some(Active::Replay(handle, _)) => drop(handle),
             None => return Err(ApiError::NotSubscribed(subject.to_owned())),
         }
         Ok(())
@@ -164,7 +188,7 @@ impl Subscriptions {
 
     pub async fn leave_all(&mut self) {
         for (_, active) in self.active.drain() {
-            if let Active::Live(topic) = active {
+            if let Active::Live(topic, _) = active {
                 self.state.hub.leave(&topic, self.member).await;
             }
         }

@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -115,24 +114,11 @@ async fn binary_serves_with_env_nats_url_and_exits_0_on_sigterm() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let addr = loop {
-        let line = rx
-            .recv_timeout(Duration::from_secs(10))
-            .expect("a 'listening' log line");
-        let Ok(log) = serde_json::from_str::<serde_json::Value>(&line) else {
-            continue;
-        };
-        if log["message"] == "listening" {
-            break log["addr"].as_str().unwrap().to_owned();
-        }
-    };
+    let lines = log_lines(child.stdout.take().unwrap());
+    let addr = wait_for_log(&lines, "listening")["addr"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let http = reqwest::Client::new();
     let health = format!("http://{addr}/healthz");
     wait_until(
@@ -164,4 +150,50 @@ async fn binary_serves_with_env_nats_url_and_exits_0_on_sigterm() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     assert_eq!(status.code(), Some(0));
+}
+
+#[tokio::test]
+async fn sighup_reloads_declared_streams_from_the_file() {
+    let nats = NatsServer::start().await;
+    let config = |streams: &str| {
+        format!(
+            "service: {{host: 127.0.0.1, port: 0}}\nnats_client: {{nats_url: '{}', reconnect_time_wait: 0.1}}\n\
+             gateway: {{jetstream: {{refresh_interval_ms: 200}}}}\nstreams: {streams}\n",
+            nats.url()
+        )
+    };
+    let (_dir, path) = write_config(&config("{}"));
+    let mut child = Command::new(BIN)
+        .arg("-c")
+        .arg(&path)
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let lines = log_lines(child.stdout.take().unwrap());
+    wait_for_log(&lines, "listening");
+    let js = nats.jetstream().await;
+    std::fs::write(&path, config("{HUPPED: {subjects: ['hup.>']}}")).unwrap();
+    let hup = Command::new("kill")
+        .arg("-HUP")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(hup.success());
+    wait_until(
+        Duration::from_secs(15),
+        "SIGHUP declares the new stream",
+        || {
+            let js = js.clone();
+            async move { js.get_stream("HUPPED").await.is_ok() }
+        },
+    )
+    .await;
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "still running after the reload"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
 }

@@ -51,14 +51,26 @@ fn every_operation_documents_its_errors_as_problem_json() {
     ] {
         assert!(paths.contains_key(route), "{route} is documented");
     }
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
     for (path, item) in paths {
         for (method, op) in item.as_object().unwrap() {
             let responses = op["responses"].as_object().unwrap();
+            if !["/healthz", "/livez", "/metrics"].contains(&path.as_str()) {
+                for status in ["401", "403", "429"] {
+                    assert!(
+                        responses.contains_key(status),
+                        "{method} {path} documents {status}"
+                    );
+                }
+            }
             let errors: Vec<&String> = responses
                 .keys()
                 .filter(|s| s.starts_with('4') || s.starts_with('5'))
                 .collect();
-            if path.starts_with("/livez") || path.starts_with("/healthz") {
+            if ["/livez", "/healthz", "/metrics"].contains(&path.as_str()) {
                 continue;
             }
             assert!(
@@ -152,5 +164,16 @@ async fn request_id_is_echoed_or_generated() {
         res.headers()["x-request-id"].to_str().unwrap().len(),
         36,
         "a UUID"
+    );
+}
+
+#[tokio::test]
+async fn rejections_below_the_handlers_are_problem_documents_too() {
+    let nats = NatsServer::start().await;
+    let app = spawn_app(&nats.url()).await;
+    let (status, code, _) = problem(app.get("/admin/streams/S/messages/-1").await).await;
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::BAD_REQUEST, "invalid_path")
     );
 }

@@ -372,33 +372,23 @@ async fn queue_group_delivers_each_message_to_exactly_one_socket() {
     }
     client.publish("jobs.end", "-1".into()).await.unwrap();
     client.flush().await.unwrap();
-    // Every member gets a ping reply after its last queued message; collect until all 301 are seen.
+    // Read all members in turn until the 301 messages are in; a duplicate
+    // would leave one missing from the sorted list below.
     let mut seen = Vec::new();
-    let mut per_member = Vec::new();
-    for ws in members.iter_mut() {
-        ws.send_json(json!({"op": "ping", "id": "done"})).await;
-    }
-    for ws in members.iter_mut() {
-        let mut count = 0;
-        loop {
-            let f = ws.next_json().await;
-            match f["type"].as_str() {
-                Some("message") => {
-                    seen.push(f["data"].as_i64().unwrap());
-                    count += 1;
-                }
-                Some("pong") => break,
-                _ => {}
-            }
-        }
-        per_member.push(count);
-    }
-    // Messages published before the pings may still be in flight to a
-    // member; drain anything left briefly.
-    for ws in members.iter_mut() {
-        while let Ok(f) = tokio::time::timeout(Duration::from_millis(200), ws.next_json()).await {
-            if f["type"] == "message" {
+    let mut per_member = vec![0; members.len()];
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while seen.len() < 301 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "only {} of 301 messages arrived",
+            seen.len()
+        );
+        for (k, ws) in members.iter_mut().enumerate() {
+            if let Ok(f) = tokio::time::timeout(Duration::from_millis(20), ws.next_json()).await
+                && f["type"] == "message"
+            {
                 seen.push(f["data"].as_i64().unwrap());
+                per_member[k] += 1;
             }
         }
     }

@@ -15,6 +15,7 @@ use utoipa::ToSchema;
 
 use super::{Bus, BusSettings, RoutingIndex};
 use crate::config::Config;
+use crate::metrics::Metrics;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -59,6 +60,9 @@ pub struct BusStatus {
     pub jetstream: JetStreamStatus,
     /// Successful connects after the first one.
     pub reconnects: u64,
+    /// Why the last connection attempt failed, until one succeeds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
     /// Successful connects so far; changes on every (re)connect.
     #[serde(skip)]
     pub connects: u64,
@@ -76,7 +80,8 @@ impl BusStatus {
 pub async fn connect(
     config: &Config,
     give_up: CancellationToken,
-) -> Result<Arc<Bus>, async_nats::ConnectError> {
+    metrics: Arc<Metrics>,
+) -> Result<Arc<Bus>, String> {
     let nats = &config.nats_client;
     let settings = BusSettings::from_config(config);
     let (status_tx, _) = watch::channel(BusStatus {
@@ -84,6 +89,7 @@ pub async fn connect(
         server: None,
         jetstream: JetStreamStatus::default(),
         reconnects: 0,
+        last_error: None,
         connects: 0,
     });
     let status_tx = Arc::new(status_tx);
@@ -106,12 +112,17 @@ pub async fn connect(
         .event_callback({
             let status = status_tx.clone();
             let refresh = refresh.clone();
+            let metrics = metrics.clone();
             move |event| {
-                on_event(event, &status, &refresh, &give_up);
+                on_event(event, &status, &refresh, &give_up, &metrics);
                 async {}
             }
         });
-    let client = options.connect(nats.nats_url.server_addrs()).await?;
+    let options = with_credentials(options, nats).await?;
+    let client = options
+        .connect(nats.nats_url.server_addrs())
+        .await
+        .map_err(|e| e.to_string())?;
     let js = async_nats::jetstream::ContextBuilder::new()
         .timeout(settings.ack_timeout)
         .build(client.clone());
@@ -122,7 +133,44 @@ pub async fn connect(
         routing: RoutingIndex::default(),
         refresh,
         settings,
+        metrics,
+        stream_stats: Default::default(),
     }))
+}
+
+/// Adds the configured authentication and TLS settings.
+async fn with_credentials(
+    mut options: ConnectOptions,
+    nats: &crate::config::NatsClientConfig,
+) -> Result<ConnectOptions, String> {
+    if let (Some(user), Some(password)) = (&nats.user, nats.password()) {
+        options = options.user_and_password(user.clone(), password);
+    }
+    if let Some(token) = nats.token() {
+        options = options.token(token);
+    }
+    if let Some(path) = &nats.nkey_seed_file {
+        let seed = std::fs::read_to_string(path)
+            .map_err(|e| format!("nats_client.nkey_seed_file {}: {e}", path.display()))?;
+        options = options.nkey(seed.trim().to_owned());
+    }
+    if let Some(path) = &nats.creds_file {
+        options = options
+            .credentials_file(path)
+            .await
+            .map_err(|e| format!("nats_client.creds_file {}: {e}", path.display()))?;
+    }
+    let tls = &nats.tls;
+    if tls.required {
+        options = options.require_tls(true);
+    }
+    if let Some(ca) = &tls.ca_file {
+        options = options.add_root_certificates(ca.clone());
+    }
+    if let (Some(cert), Some(key)) = (&tls.cert_file, &tls.key_file) {
+        options = options.add_client_certificate(cert.clone(), key.clone());
+    }
+    Ok(options)
 }
 
 fn on_event(
@@ -130,15 +178,18 @@ fn on_event(
     status: &watch::Sender<BusStatus>,
     refresh: &Notify,
     give_up: &CancellationToken,
+    metrics: &Metrics,
 ) {
     match event {
         Event::Connected => {
             status.send_modify(|s| {
                 if s.state != ConnectionState::Connecting {
                     s.reconnects += 1;
+                    metrics.nats_reconnects.inc();
                 }
                 s.state = ConnectionState::Connected;
                 s.connects += 1;
+                s.last_error = None;
             });
             tracing::info!("connected to NATS");
             // Reload routes and server details now rather than at the next tick:
@@ -163,6 +214,12 @@ fn on_event(
         }
         Event::LameDuckMode => tracing::warn!("NATS server entered lame duck mode"),
         Event::SlowConsumer(sid) => tracing::warn!(sid, "NATS reports a slow consumer"),
+        Event::ClientError(ClientError::Other(reason)) => {
+            // A failed (re)connect attempt: refused credentials, TLS trouble,
+            // nothing listening. Kept for /healthz; retries go on.
+            tracing::warn!(%reason, "NATS connection attempt failed");
+            status.send_modify(|s| s.last_error = Some(reason));
+        }
         Event::ServerError(err) => tracing::warn!(%err, "NATS server error"),
         other => tracing::debug!(event = %other, "NATS client event"),
     }

@@ -21,6 +21,7 @@ pub use routing::RoutingIndex;
 
 use crate::config::Config;
 use crate::error::ApiError;
+use crate::metrics::{Metrics, StreamStats};
 
 /// Timeouts and limits the bus applies to every operation.
 #[derive(Debug, Clone)]
@@ -55,6 +56,9 @@ pub struct Bus {
     /// reconnect, an admin change, or a publish that found a stale route).
     refresh: Arc<Notify>,
     settings: BusSettings,
+    metrics: Arc<Metrics>,
+    /// Declared-or-not stream sizes from the monitor's last listing.
+    stream_stats: std::sync::RwLock<Vec<StreamStats>>,
 }
 
 impl Bus {
@@ -74,6 +78,18 @@ impl Bus {
         &self.settings
     }
 
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// Stream sizes as of the last monitor tick.
+    pub fn stream_stats(&self) -> Vec<StreamStats> {
+        self.stream_stats
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     /// The latest connection and JetStream status. The client's own state
     /// is authoritative for "connected"; events can lag it by a moment.
     pub fn status(&self) -> BusStatus {
@@ -85,6 +101,18 @@ impl Bus {
             (_, ConnectionState::Connecting) => ConnectionState::Connecting,
             _ => ConnectionState::Disconnected,
         };
+        // The server in use, read live: after a failover the monitor may
+        // still be waiting on a JetStream call to the new node.
+        if let Some(info) = self.client.try_server_info() {
+            status.server = Some(ServerSummary {
+                name: info.server_name,
+                version: info.version,
+                id: info.server_id,
+                address: format!("{}:{}", info.host, info.port),
+                max_payload: info.max_payload,
+                jetstream: info.jetstream,
+            });
+        }
         status
     }
 

@@ -1,5 +1,5 @@
 //! The background task that keeps the bus's view of the server fresh:
-//! server details, JetStream reachability and the routing index.
+//! JetStream reachability, stream sizes and the routing index.
 
 use std::sync::Arc;
 
@@ -7,18 +7,26 @@ use futures::TryStreamExt;
 use tokio::time::{MissedTickBehavior, interval, timeout};
 use tokio_util::sync::CancellationToken;
 
+use super::Bus;
 use super::routing::StreamRoute;
-use super::{Bus, ServerSummary};
+use crate::app::Swap;
+use crate::metrics::StreamStats;
 use crate::streams::Reconciler;
 
 /// Runs until `shutdown` is cancelled: refreshes on every tick and whenever
 /// someone calls [`Bus::request_refresh`] (a reconnect does). After each
 /// new connection the declared streams are reconciled first, so a server
 /// that lost its state is provisioned again before routes are reloaded.
-pub async fn run_monitor(bus: Arc<Bus>, reconciler: Arc<Reconciler>, shutdown: CancellationToken) {
+pub async fn run_monitor(
+    bus: Arc<Bus>,
+    reconciler: Arc<Swap<Reconciler>>,
+    shutdown: CancellationToken,
+) {
     let mut tick = interval(bus.settings.refresh_interval);
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let mut reconciled_for = 0;
+    // (connection number, declaration) last reconciled: a reconnect or a
+    // reloaded config each ask for another run.
+    let mut reconciled: Option<(u64, Arc<Reconciler>)> = None;
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -26,9 +34,13 @@ pub async fn run_monitor(bus: Arc<Bus>, reconciler: Arc<Reconciler>, shutdown: C
             _ = bus.refresh.notified() => {}
         }
         let connects = bus.status.borrow().connects;
-        if connects != reconciled_for && bus.ensure_connected().is_ok() {
-            match reconciler.run(&bus).await {
-                Ok(()) => reconciled_for = connects,
+        let current = reconciler.load();
+        let done = reconciled
+            .as_ref()
+            .is_some_and(|(n, r)| *n == connects && Arc::ptr_eq(r, &current));
+        if !done && connects > 0 && bus.ensure_connected().is_ok() {
+            match current.run(&bus).await {
+                Ok(()) => reconciled = Some((connects, current)),
                 Err(err) => tracing::warn!(error = %err, "stream reconciliation postponed"),
             }
         }
@@ -37,20 +49,12 @@ pub async fn run_monitor(bus: Arc<Bus>, reconciler: Arc<Reconciler>, shutdown: C
 }
 
 impl Bus {
-    /// Re-reads server details and the stream list; a failure marks
+    /// Re-reads the stream list; a failure marks
     /// JetStream unreachable but leaves the last good routing index in place.
     pub async fn refresh_now(&self) {
         if self.ensure_connected().is_err() {
             return;
         }
-        let server = self.client.try_server_info().map(|info| ServerSummary {
-            name: info.server_name,
-            version: info.version,
-            id: info.server_id,
-            address: format!("{}:{}", info.host, info.port),
-            max_payload: info.max_payload,
-            jetstream: info.jetstream,
-        });
         let listed = timeout(self.settings.api_timeout, self.list_stream_routes()).await;
         let result = match listed {
             Ok(Ok(routes)) => Ok(routes),
@@ -74,9 +78,6 @@ impl Bus {
             }
         };
         self.update_status(|s| {
-            if server.is_some() {
-                s.server = server;
-            }
             s.jetstream.reachable = error.is_none();
             s.jetstream.streams = streams;
             s.jetstream.error = error;
@@ -85,10 +86,18 @@ impl Bus {
 
     async fn list_stream_routes(&self) -> Result<Vec<StreamRoute>, async_nats::Error> {
         let mut routes = Vec::new();
+        let mut stats = Vec::new();
         let mut streams = self.js.streams();
         while let Some(info) = streams.try_next().await? {
             routes.push(StreamRoute::new(&info.config.name, &info.config.subjects));
+            stats.push(StreamStats {
+                name: info.config.name.clone(),
+                messages: info.state.messages,
+                bytes: info.state.bytes,
+                consumers: info.state.consumer_count,
+            });
         }
+        *self.stream_stats.write().unwrap_or_else(|e| e.into_inner()) = stats;
         Ok(routes)
     }
 }

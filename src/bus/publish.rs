@@ -76,6 +76,8 @@ pub enum InFlight {
 
 pub struct AwaitingAck {
     subject: Subject,
+    sent: std::time::Instant,
+    metrics: Arc<crate::metrics::Metrics>,
     ack: PublishAckFuture,
     status: watch::Receiver<BusStatus>,
     refresh: Arc<Notify>,
@@ -132,6 +134,8 @@ impl Bus {
         };
         Ok(InFlight::Awaiting(Box::new(AwaitingAck {
             subject: msg.subject,
+            sent: std::time::Instant::now(),
+            metrics: self.metrics.clone(),
             ack,
             status,
             refresh: self.refresh.clone(),
@@ -194,6 +198,8 @@ impl InFlight {
         };
         let AwaitingAck {
             subject,
+            sent,
+            metrics,
             ack,
             mut status,
             refresh,
@@ -216,18 +222,24 @@ impl InFlight {
             () = lost => return Err(ApiError::NatsUnavailable { retry_after: std::time::Duration::from_secs(1) }),
         };
         match result {
-            Ok(ack) => Ok(PublishReceipt {
-                subject: subject.as_str().to_owned(),
-                stream: Some(ack.stream),
-                seq: Some(ack.sequence),
-                duplicate: ack.duplicate,
-            }),
+            Ok(ack) => {
+                metrics.ack_latency.observe(sent.elapsed().as_secs_f64());
+                Ok(PublishReceipt {
+                    subject: subject.as_str().to_owned(),
+                    stream: Some(ack.stream),
+                    seq: Some(ack.sequence),
+                    duplicate: ack.duplicate,
+                })
+            }
             Err(err) if err.kind() == PublishErrorKind::StreamNotFound => {
-                // Our route was stale: the stream is gone and nobody at all
-                // listens on the subject, which is exactly a core publish
-                // nobody received. Say so, and fix the index.
+                // No stream answered: its leader is being elected (cluster
+                // failover) or it was deleted behind our back. Either way
+                // the message is not stored: 503, and the index is reloaded
+                // so a retry takes the right route.
                 refresh.notify_one();
-                Ok(PublishReceipt::core(&subject))
+                Err(ApiError::JetStreamUnavailable(
+                    "no stream answered for this subject; retry".into(),
+                ))
             }
             Err(err) => Err(map_ack_error(err, ack_timeout_ms, 0).unwrap_or(
                 ApiError::NatsUnavailable {

@@ -7,14 +7,38 @@ use serde::Deserialize;
 
 use super::Invalid;
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(default)]
 pub struct GatewayConfig {
+    /// On SIGTERM/SIGINT: how long in-flight requests get before the
+    /// process exits anyway.
+    pub shutdown_grace_ms: u64,
+    pub http: HttpSettings,
     pub publish: PublishSettings,
     pub request: RequestSettings,
     pub jetstream: JetStreamSettings,
     pub websocket: WebSocketSettings,
     pub sse: SseSettings,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self {
+            shutdown_grace_ms: 10_000,
+            http: HttpSettings::default(),
+            publish: PublishSettings::default(),
+            request: RequestSettings::default(),
+            jetstream: JetStreamSettings::default(),
+            websocket: WebSocketSettings::default(),
+            sse: SseSettings::default(),
+        }
+    }
+}
+
+impl GatewayConfig {
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_millis(self.shutdown_grace_ms)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -29,6 +53,46 @@ impl Default for SseSettings {
         Self {
             heartbeat_ms: 15_000,
         }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct HttpSettings {
+    /// Most TCP connections at once; further ones are closed at accept.
+    pub max_connections: usize,
+    /// Bound on one non-streaming request (408 past it).
+    pub request_timeout_ms: u64,
+    /// A client must send its request headers within this time (slow-loris).
+    pub header_read_timeout_ms: u64,
+    /// Largest request head (request line + headers); 431 past it.
+    pub max_header_bytes: usize,
+    /// Most request headers; 431 past it.
+    pub max_headers: usize,
+    /// Per-client-IP rate limit in open mode (no `auth` section).
+    pub per_ip_rate_limit: Option<super::RateLimitConfig>,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            max_connections: 20_000,
+            request_timeout_ms: 30_000,
+            header_read_timeout_ms: 10_000,
+            max_header_bytes: 64 * 1024,
+            max_headers: 100,
+            per_ip_rate_limit: None,
+        }
+    }
+}
+
+impl HttpSettings {
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms)
+    }
+
+    pub fn header_read_timeout(&self) -> Duration {
+        Duration::from_millis(self.header_read_timeout_ms)
     }
 }
 
@@ -201,7 +265,17 @@ impl WebSocketSettings {
 impl GatewayConfig {
     pub(super) fn validate(&self) -> Result<(), Invalid> {
         let p = &self.publish;
+        let h = &self.http;
         let positive = [
+            ("gateway.shutdown_grace_ms", self.shutdown_grace_ms),
+            ("gateway.http.max_connections", h.max_connections as u64),
+            ("gateway.http.request_timeout_ms", h.request_timeout_ms),
+            (
+                "gateway.http.header_read_timeout_ms",
+                h.header_read_timeout_ms,
+            ),
+            ("gateway.http.max_header_bytes", h.max_header_bytes as u64),
+            ("gateway.http.max_headers", h.max_headers as u64),
             ("gateway.publish.max_body_bytes", p.max_body_bytes as u64),
             ("gateway.publish.send_timeout_ms", p.send_timeout_ms),
             ("gateway.publish.ack_timeout_ms", p.ack_timeout_ms),

@@ -6,6 +6,7 @@
 //! reported once, so a seed file with `lsr_subscriber:` or `monitoring:` loads
 //! unchanged but nobody is surprised that those settings do nothing.
 
+mod auth;
 mod consumers;
 mod gateway;
 mod nats;
@@ -15,12 +16,13 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+pub use auth::{AuthConfig, CorsConfig, PermissionConfig, RateLimitConfig, TokenConfig};
 pub use consumers::{AckPolicySpec, ConsumerSpec, DeliverPolicySpec, ReplayPolicySpec};
 pub use gateway::{
-    GatewayConfig, JetStreamSettings, PublishSettings, RequestSettings, SlowConsumerPolicy,
-    WebSocketSettings,
+    GatewayConfig, HttpSettings, JetStreamSettings, PublishSettings, RequestSettings,
+    SlowConsumerPolicy, WebSocketSettings,
 };
-pub use nats::{NatsClientConfig, NatsUrls};
+pub use nats::{NatsClientConfig, NatsTls, NatsUrls};
 pub use streams::{DiscardPolicy, RetentionPolicy, StorageType, StreamSpec};
 
 /// Environment variable that replaces `nats_client.nats_url`.
@@ -41,6 +43,9 @@ pub struct Config {
     pub logging: LoggingConfig,
     pub gateway: GatewayConfig,
     pub admin: AdminConfig,
+    /// Token authentication; `None` runs the gateway open.
+    pub auth: Option<AuthConfig>,
+    pub cors: CorsConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -51,6 +56,15 @@ pub struct ServiceConfig {
     pub environment: String,
     pub host: String,
     pub port: u16,
+    /// Serve HTTPS with this certificate and key (PEM).
+    pub tls: Option<ServiceTls>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceTls {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
 }
 
 impl Default for ServiceConfig {
@@ -61,6 +75,7 @@ impl Default for ServiceConfig {
             environment: "production".into(),
             host: "0.0.0.0".into(),
             port: 8086,
+            tls: None,
         }
     }
 }
@@ -215,6 +230,22 @@ impl Config {
                     self.logging.level
                 ),
             ));
+        }
+        if let Some(tls) = &self.service.tls {
+            for (key, path) in [
+                ("service.tls.cert_file", &tls.cert_file),
+                ("service.tls.key_file", &tls.key_file),
+            ] {
+                if !path.is_file() {
+                    return Err(Invalid::new(
+                        key,
+                        format!("{} is not a readable file", path.display()),
+                    ));
+                }
+            }
+        }
+        if let Some(auth) = &self.auth {
+            auth.validate()?;
         }
         self.nats_client.validate()?;
         streams::validate_all(&self.streams)?;

@@ -6,7 +6,7 @@ use serde::{Deserialize, Deserializer};
 
 use super::Invalid;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(default)]
 pub struct NatsClientConfig {
     /// One URL, a comma-separated list, or a YAML list of cluster seeds.
@@ -24,6 +24,34 @@ pub struct NatsClientConfig {
     pub connect_timeout: f64,
     /// Seconds between client PINGs; a dead peer is noticed after two missed.
     pub ping_interval: f64,
+    /// User name for user/password authentication.
+    pub user: Option<String>,
+    /// Password (prefer `password_env` to keep it out of the file).
+    pub password: Option<String>,
+    /// Env var holding the password.
+    pub password_env: Option<String>,
+    /// Token authentication (prefer `token_env`).
+    pub token: Option<String>,
+    /// Env var holding the token.
+    pub token_env: Option<String>,
+    /// File holding an NKey seed (`SU...`).
+    pub nkey_seed_file: Option<std::path::PathBuf>,
+    /// A `.creds` file (JWT + NKey seed, as `nsc` writes them).
+    pub creds_file: Option<std::path::PathBuf>,
+    pub tls: NatsTls,
+}
+
+/// TLS toward NATS.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NatsTls {
+    /// Require TLS even if the URL says `nats://`.
+    pub required: bool,
+    /// CA certificate(s) to trust, PEM.
+    pub ca_file: Option<std::path::PathBuf>,
+    /// Client certificate (PEM) for mutual TLS, with `key_file`.
+    pub cert_file: Option<std::path::PathBuf>,
+    pub key_file: Option<std::path::PathBuf>,
 }
 
 impl Default for NatsClientConfig {
@@ -36,6 +64,14 @@ impl Default for NatsClientConfig {
             strict_subjects: true,
             connect_timeout: 5.0,
             ping_interval: 10.0,
+            user: None,
+            password: None,
+            password_env: None,
+            token: None,
+            token_env: None,
+            nkey_seed_file: None,
+            creds_file: None,
+            tls: NatsTls::default(),
         }
     }
 }
@@ -51,6 +87,22 @@ impl NatsClientConfig {
 
     pub fn ping_interval(&self) -> Duration {
         Duration::from_secs_f64(self.ping_interval)
+    }
+
+    /// The password, from the file or the environment.
+    pub fn password(&self) -> Option<String> {
+        self.password.clone().or_else(|| {
+            self.password_env
+                .as_ref()
+                .and_then(|v| std::env::var(v).ok())
+        })
+    }
+
+    /// The token, from the file or the environment.
+    pub fn token(&self) -> Option<String> {
+        self.token
+            .clone()
+            .or_else(|| self.token_env.as_ref().and_then(|v| std::env::var(v).ok()))
     }
 
     /// `None` when reconnects never stop.
@@ -77,6 +129,59 @@ impl NatsClientConfig {
             return Err(Invalid::new(
                 "nats_client.max_reconnect_attempts",
                 "must be -1 (forever) or a count >= 0",
+            ));
+        }
+        let methods = [
+            self.user.is_some(),
+            self.token.is_some() || self.token_env.is_some(),
+            self.nkey_seed_file.is_some(),
+            self.creds_file.is_some(),
+        ];
+        if methods.iter().filter(|m| **m).count() > 1 {
+            return Err(Invalid::new(
+                "nats_client",
+                "choose one authentication method: user/password, token, nkey_seed_file or creds_file",
+            ));
+        }
+        if self.user.is_some() && self.password.is_none() && self.password_env.is_none() {
+            return Err(Invalid::new(
+                "nats_client.password",
+                "user needs password or password_env",
+            ));
+        }
+        for (key, var) in [
+            ("nats_client.password_env", &self.password_env),
+            ("nats_client.token_env", &self.token_env),
+        ] {
+            if let Some(var) = var
+                && std::env::var(var).is_err()
+            {
+                return Err(Invalid::new(
+                    key,
+                    format!("environment variable {var} is not set"),
+                ));
+            }
+        }
+        for (key, file) in [
+            ("nats_client.nkey_seed_file", &self.nkey_seed_file),
+            ("nats_client.creds_file", &self.creds_file),
+            ("nats_client.tls.ca_file", &self.tls.ca_file),
+            ("nats_client.tls.cert_file", &self.tls.cert_file),
+            ("nats_client.tls.key_file", &self.tls.key_file),
+        ] {
+            if let Some(path) = file
+                && !path.is_file()
+            {
+                return Err(Invalid::new(
+                    key,
+                    format!("{} is not a readable file", path.display()),
+                ));
+            }
+        }
+        if self.tls.cert_file.is_some() != self.tls.key_file.is_some() {
+            return Err(Invalid::new(
+                "nats_client.tls",
+                "cert_file and key_file go together",
             ));
         }
         positive_secs(
@@ -149,5 +254,21 @@ impl<'de> Deserialize<'de> for NatsUrls {
             ),
         };
         Ok(urls)
+    }
+}
+
+impl std::fmt::Debug for NatsClientConfig {
+    // Hand-written so a password or token never reaches a log line.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NatsClientConfig")
+            .field("nats_url", &self.nats_url)
+            .field("client_name", &self.client_name)
+            .field("max_reconnect_attempts", &self.max_reconnect_attempts)
+            .field("user", &self.user)
+            .field("password", &self.password.as_ref().map(|_| "***"))
+            .field("token", &self.token.as_ref().map(|_| "***"))
+            .field("creds_file", &self.creds_file)
+            .field("tls", &self.tls)
+            .finish_non_exhaustive()
     }
 }

@@ -173,6 +173,46 @@ fn malformed_values_name_their_key_path() {
             "gateway: {publish: {ack_timeout_ms: soon}}",
             "gateway.publish.ack_timeout_ms",
         ),
+        (
+            "gateway: {http: {max_connections: 0}}",
+            "gateway.http.max_connections",
+        ),
+        ("auth: {tokens: [{name: a}]}", "auth.tokens[0]"),
+        (
+            "auth: {tokens: [{name: a, token_sha256: xyz}]}",
+            "auth.tokens[0].token_sha256",
+        ),
+        (
+            "auth: {tokens: [{name: a, token_env: MB_TEST_UNSET_VAR_0}]}",
+            "auth.tokens[0].token_env",
+        ),
+        (
+            "auth: {tokens: [{name: a, token_sha256: '0000000000000000000000000000000000000000000000000000000000000000', publish: {allow: ['a..b']}}]}",
+            "auth.tokens[0].publish.allow[0]",
+        ),
+        (
+            "auth: {tokens: [{name: a, token_sha256: '0000000000000000000000000000000000000000000000000000000000000000'}, {name: a, token_sha256: '1111111111111111111111111111111111111111111111111111111111111111'}]}",
+            "auth.tokens[1].name",
+        ),
+        ("auth: {ticket_ttl_secs: 0}", "auth.ticket_ttl_secs"),
+        ("auth: {tokens: [], nonsense: 1}", "auth"),
+        (
+            "nats_client: {user: u, password: p, token: t}",
+            "nats_client",
+        ),
+        ("nats_client: {user: u}", "nats_client.password"),
+        (
+            "nats_client: {creds_file: /nonexistent/x.creds}",
+            "nats_client.creds_file",
+        ),
+        (
+            "nats_client: {tls: {cert_file: /nonexistent/c.pem}}",
+            "nats_client.tls.cert_file",
+        ),
+        (
+            "service: {tls: {cert_file: /nonexistent/c.pem, key_file: /nonexistent/k.pem}}",
+            "service.tls.cert_file",
+        ),
     ];
     for (yaml, key) in cases {
         let err = parse(yaml).expect_err(yaml);

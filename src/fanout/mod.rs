@@ -22,8 +22,10 @@ use tokio_util::task::TaskTracker;
 
 pub use outbox::{Batch, CloseReason, Outbox, OutboxLimits, Pushed};
 
+use crate::auth::reserved_prefix;
 use crate::error::ApiError;
 use crate::frame::Frame;
+use crate::metrics::Metrics;
 use crate::subject::SubjectPattern;
 
 /// A shared subscription: a subject pattern and an optional queue group.
@@ -38,18 +40,13 @@ pub type MemberId = u64;
 
 struct Topic {
     key: TopicKey,
+    /// A pattern starting with a wildcard (`>`, `*.x`) also matches the
+    /// reserved subjects (`$JS.API…`, `_INBOX…`); those messages are not
+    /// for subscribers who never named the prefix, so they are skipped.
+    skip_reserved: bool,
     members: RwLock<Vec<(MemberId, Arc<Outbox>)>>,
     next: AtomicUsize,
     stop: CancellationToken,
-}
-
-/// Counters the hub keeps (exported as metrics).
-#[derive(Debug, Default)]
-pub struct FanoutStats {
-    pub frames_queued: AtomicU64,
-    pub dropped: AtomicU64,
-    pub conflated: AtomicU64,
-    pub slow_consumer_closes: AtomicU64,
 }
 
 pub struct Hub {
@@ -58,18 +55,22 @@ pub struct Hub {
     tasks: TaskTracker,
     next_member: AtomicU64,
     subscribe_timeout: Duration,
-    pub stats: Arc<FanoutStats>,
+    metrics: Arc<Metrics>,
 }
 
 impl Hub {
-    pub fn new(client: async_nats::Client, subscribe_timeout: Duration) -> Self {
+    pub fn new(
+        client: async_nats::Client,
+        subscribe_timeout: Duration,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         Self {
             client,
             topics: Mutex::new(HashMap::new()),
             tasks: TaskTracker::new(),
             next_member: AtomicU64::new(1),
             subscribe_timeout,
-            stats: Arc::default(),
+            metrics,
         }
     }
 
@@ -111,14 +112,16 @@ impl Hub {
                 });
             }
         };
+        let first = key.pattern.as_str().split('.').next().unwrap_or("");
         let topic = Arc::new(Topic {
+            skip_reserved: first == "*" || first == ">",
             key: key.clone(),
             members: RwLock::new(Vec::new()),
             next: AtomicUsize::new(0),
             stop: CancellationToken::new(),
         });
         self.tasks
-            .spawn(run_topic(topic.clone(), subscriber, self.stats.clone()));
+            .spawn(run_topic(topic.clone(), subscriber, self.metrics.clone()));
         // Confirm only once the server holds the interest, so a client can
         // rely on receiving whatever is published after `subscribed`. The
         // hub stays locked meanwhile so no one can leave the new topic
@@ -162,16 +165,17 @@ impl Hub {
 async fn run_topic(
     topic: Arc<Topic>,
     mut subscriber: async_nats::Subscriber,
-    stats: Arc<FanoutStats>,
+    metrics: Arc<Metrics>,
 ) {
     loop {
         tokio::select! {
             biased;
             () = topic.stop.cancelled() => break,
             msg = subscriber.next() => match msg {
+                Some(msg) if topic.skip_reserved && reserved_prefix(msg.subject.as_str()).is_some() => {}
                 Some(msg) => {
                     let frame = Frame::message(&msg.subject, &msg.payload, msg.headers.as_ref(), None);
-                    topic.deliver(frame, &stats);
+                    topic.deliver(frame, &metrics);
                 }
                 None => break,
             },
@@ -190,7 +194,7 @@ impl Topic {
         }
     }
 
-    fn deliver(&self, frame: Frame, stats: &FanoutStats) {
+    fn deliver(&self, frame: Frame, metrics: &Metrics) {
         let members = self.members.read().unwrap_or_else(|e| e.into_inner());
         if members.is_empty() {
             return;
@@ -202,24 +206,14 @@ impl Topic {
             for i in 0..n {
                 let (_, outbox) = &members[(start + i) % n];
                 if !outbox.is_full() || i == n - 1 {
-                    record(outbox.push_message(frame), stats);
+                    metrics.pushed(outbox.push_message(frame));
                     return;
                 }
             }
         } else {
             for (_, outbox) in members.iter() {
-                record(outbox.push_message(frame.clone()), stats);
+                metrics.pushed(outbox.push_message(frame.clone()));
             }
         }
     }
-}
-
-fn record(pushed: Pushed, stats: &FanoutStats) {
-    let counter = match pushed {
-        Pushed::Queued => &stats.frames_queued,
-        Pushed::Conflated => &stats.conflated,
-        Pushed::Dropped => &stats.dropped,
-        Pushed::Overflow => &stats.slow_consumer_closes,
-    };
-    counter.fetch_add(1, Ordering::Relaxed);
 }

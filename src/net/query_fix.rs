@@ -241,7 +241,7 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for QueryFix<IO> {
 mod tests {
     use super::*;
 
-    fn run(chunks: &[&[u8]]) -> Vec<u8> {
+    pub(super) fn run(chunks: &[&[u8]]) -> Vec<u8> {
         let mut fix = QueryFix::new(tokio::io::empty());
         let mut out = Vec::new();
         for chunk in chunks {
@@ -296,5 +296,36 @@ mod tests {
         );
         let tls = [0x16u8, 0x03, 0x01, b'>'];
         assert_eq!(run(&[&tls]), tls.to_vec());
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    use super::tests::run;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// However the bytes are split into reads, the result is the same.
+        #[test]
+        fn rewriting_does_not_depend_on_chunking(
+            targets in prop::collection::vec("/[a-z]{0,4}(\\?[a-z=.>&%0-9]{0,12})?", 1..4),
+            cuts in prop::collection::vec(1usize..20, 0..10),
+        ) {
+            let input: Vec<u8> = targets
+                .iter()
+                .flat_map(|t| format!("GET {t} HTTP/1.1\r\nHost: x\r\n\r\n").into_bytes())
+                .collect();
+            let whole = run(&[&input]);
+            let mut chunks = Vec::new();
+            let mut rest: &[u8] = &input;
+            for cut in cuts {
+                let at = cut.min(rest.len());
+                chunks.push(&rest[..at]);
+                rest = &rest[at..];
+            }
+            chunks.push(rest);
+            prop_assert_eq!(run(&chunks), whole.clone());
+            prop_assert!(!String::from_utf8(whole).unwrap().split("\r\n").any(|l| l.starts_with("GET") && l.contains('>')));
+        }
     }
 }

@@ -29,6 +29,7 @@ pub struct Prepared {
     pending: u64,
     /// A `gap` to report first: (requested start, last lost sequence).
     gap: Option<(u64, u64)>,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 pub async fn prepare(
@@ -74,6 +75,7 @@ pub async fn prepare(
         target: state.last_sequence,
         pending,
         gap,
+        metrics: bus.metrics().clone(),
     })
 }
 
@@ -93,6 +95,7 @@ pub async fn run(
         target,
         pending,
         gap,
+        metrics,
     } = prepared;
     if let Some((from, to)) = gap {
         outbox.push_control(Frame::control(&ServerFrame::Gap { from, to }));
@@ -152,7 +155,7 @@ pub async fn run(
             }));
         }
         if caught_up {
-            outbox.push_message(frame);
+            metrics.pushed(outbox.push_message(frame));
             continue;
         }
         if !outbox.push_waiting(frame).await {

@@ -17,6 +17,7 @@ use utoipa::ToSchema;
 use super::extract::{ValidQuery, media_type, read_body};
 use super::publish::PublishQuery;
 use crate::app::AppState;
+use crate::auth::{Caller, Principal};
 use crate::bus::{InFlight, Outbound, PublishReceipt, Route};
 use crate::error::{ApiError, Problem};
 use crate::protocol::{ItemError, PublishFields};
@@ -44,7 +45,7 @@ pub struct LineResult {
     pub line: usize,
     /// The line's `id`, when it had one.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<serde_json::Value>)]
     pub id: Option<Box<RawValue>>,
     #[serde(flatten)]
     pub outcome: LineOutcome,
@@ -86,6 +87,7 @@ pub enum LineOutcome {
 )]
 pub async fn publish_batch(
     State(state): State<AppState>,
+    Caller(caller): Caller,
     ValidQuery(query): ValidQuery<PublishQuery>,
     headers: HeaderMap,
     body: Body,
@@ -97,7 +99,13 @@ pub async fn publish_batch(
         });
     }
     let body = read_body(&headers, body, settings.batch_max_bytes, "batch body").await?;
-    let lines = parse_lines(&body, settings.batch_max_lines)?;
+    let lines = parse_lines(&body, settings.batch_max_lines, &caller)?;
+    let bytes: usize = lines
+        .iter()
+        .filter_map(|l| l.parsed.as_ref().ok())
+        .map(|m| m.payload.len())
+        .sum();
+    caller.charge(0, bytes as u64)?;
     state.bus.ensure_connected()?;
     let route = match query.ack {
         Some(false) => Route::CoreOnly,
@@ -131,7 +139,7 @@ struct Line {
     parsed: Result<Outbound, ApiError>,
 }
 
-fn parse_lines(body: &Bytes, max_lines: usize) -> Result<Vec<Line>, ApiError> {
+fn parse_lines(body: &Bytes, max_lines: usize, caller: &Principal) -> Result<Vec<Line>, ApiError> {
     let mut lines = Vec::new();
     for (index, raw) in body.split(|&b| b == b'\n').enumerate() {
         let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
@@ -149,7 +157,9 @@ fn parse_lines(body: &Bytes, max_lines: usize) -> Result<Vec<Line>, ApiError> {
             Ok(fields) => (
                 fields.id.map(ToOwned::to_owned),
                 Some(fields.subject.clone()),
-                fields.into_outbound(body),
+                fields
+                    .into_outbound(body)
+                    .and_then(|msg| caller.check_publish(&msg.subject).map(|()| msg)),
             ),
             Err(err) => (
                 None,
@@ -208,16 +218,71 @@ async fn publish_lines(
     }
     meta.into_iter()
         .zip(outcomes)
-        .map(|((line, id, subject), outcome)| LineResult {
-            line,
-            id,
-            outcome: match outcome.expect("every line has an outcome") {
-                Ok(receipt) => LineOutcome::Published(receipt),
-                Err(err) => LineOutcome::Failed {
-                    subject,
-                    error: ItemError::from(&err),
+        .map(|((line, id, subject), outcome)| {
+            let outcome = outcome.expect("every line has an outcome");
+            state
+                .metrics
+                .publish("batch", &outcome, PublishReceipt::is_stored);
+            LineResult {
+                line,
+                id,
+                outcome: match outcome {
+                    Ok(receipt) => LineOutcome::Published(receipt),
+                    Err(err) => LineOutcome::Failed {
+                        subject,
+                        error: ItemError::from(&err),
+                    },
                 },
-            },
+            }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn anyone() -> Principal {
+        Principal::Anonymous {
+            ip: std::net::Ipv4Addr::LOCALHOST.into(),
+            limiter: None,
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1_000))]
+
+        /// Arbitrary bytes never panic the parser; it never returns more
+        /// than the line limit, and every accepted line is a valid message.
+        #[test]
+        fn ndjson_parser_survives_any_input(body in prop::collection::vec(any::<u8>(), 0..2_000)) {
+            let body = Bytes::from(body);
+            if let Ok(lines) = parse_lines(&body, 50, &anyone()) {
+                prop_assert!(lines.len() <= 50);
+                for line in lines.iter().filter_map(|l| l.parsed.as_ref().ok()) {
+                    prop_assert!(crate::subject::Subject::parse(line.subject.as_str()).is_ok());
+                }
+            }
+        }
+
+        /// Lines built from JSON fragments exercise the object paths.
+        #[test]
+        fn ndjson_lines_of_json_fragments(lines in prop::collection::vec(
+            prop_oneof![
+                Just(r#"{"subject":"a.b","data":1}"#.to_owned()),
+                Just(r#"{"subject":"a.*","data":1}"#.to_owned()),
+                Just(r#"{"subject":"a","data_base64":"@@"}"#.to_owned()),
+                Just(r#"{"subject":"a","data":{"x":[1,{"y":null}]},"headers":{"K":"v"},"msg_id":"m"}"#.to_owned()),
+                "[ -~]{0,40}",
+            ],
+            0..30,
+        )) {
+            let body = Bytes::from(lines.join("\n"));
+            if let Ok(parsed) = parse_lines(&body, 1_000, &anyone()) {
+                let non_blank = lines.iter().filter(|l| !l.trim().is_empty()).count();
+                prop_assert_eq!(parsed.len(), non_blank);
+            }
+        }
+    }
 }

@@ -24,6 +24,11 @@ impl<S: Send + Sync> FromRequestParts<S> for SubjectPath {
     }
 }
 
+/// `Path<T>` with problem+json rejections.
+#[derive(axum::extract::FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(ApiError))]
+pub struct ValidPath<T>(pub T);
+
 /// `Query<T>` with problem+json rejections.
 #[derive(axum::extract::FromRequestParts)]
 #[from_request(via(axum::extract::Query), rejection(ApiError))]

@@ -72,8 +72,8 @@ pub async fn healthz(State(state): State<AppState>) -> (StatusCode, Json<Health>
         service: state.config.service.name.clone(),
         version: env!("CARGO_PKG_VERSION").to_owned(),
         nats,
-        streams: state.reconciler.stream_reports(),
-        consumers: state.reconciler.consumer_reports(),
+        streams: state.reconciler.load().stream_reports(),
+        consumers: state.reconciler.load().consumer_reports(),
     };
     (code, Json(health))
 }

@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use super::extract::SubjectPath;
 use super::nats_headers;
 use crate::app::AppState;
+use crate::auth::Caller;
 use crate::error::{ApiError, Problem};
 use crate::streams::About;
 use crate::streams::convert::rfc3339;
@@ -37,9 +38,13 @@ use crate::streams::convert::rfc3339;
 )]
 pub async fn latest(
     State(state): State<AppState>,
+    Caller(caller): Caller,
     SubjectPath(subject): SubjectPath,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    let as_pattern = crate::subject::SubjectPattern::parse(subject.as_str())
+        .map_err(|e| ApiError::invalid_subject(subject.as_str(), e))?;
+    caller.check_subscribe(&as_pattern)?;
     let no_message = || ApiError::NoMessage(format!("no message is stored on {subject}"));
     let stream_name = state
         .bus
@@ -48,11 +53,7 @@ pub async fn latest(
         .ok_or_else(no_message)?;
     let which = format!("on subject {subject}");
     let about = About::Message(&stream_name, &which);
-    let js = state.bus.jetstream();
-    let stream = state
-        .bus
-        .api(js.get_stream_no_info(stream_name.as_ref()), about)
-        .await?;
+    let stream = state.bus.stream_handle(&stream_name, about).await?;
     let msg = match state
         .bus
         .api(

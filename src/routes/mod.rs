@@ -5,16 +5,21 @@ mod batch;
 pub mod extract;
 mod health;
 mod latest;
+mod metrics;
 pub mod nats_headers;
 mod publish;
 mod request;
+mod tickets;
 
 use std::time::Duration;
 
 use axum::Router;
-use axum::http::{HeaderName, Request, Uri};
+use axum::extract::{Request, State};
+use axum::http::{HeaderName, Uri};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 use utoipa_axum::router::OpenApiRouter;
@@ -38,9 +43,11 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(request::request))
         .routes(routes!(health::healthz))
         .routes(routes!(health::livez))
+        .routes(routes!(metrics::metrics))
         .routes(routes!(crate::ws::subscribe))
         .routes(routes!(crate::sse::events))
         .routes(routes!(latest::latest))
+        .routes(routes!(tickets::issue))
 }
 
 /// Every documented route (what `openapi/openapi.json` describes).
@@ -65,6 +72,14 @@ pub fn router(state: AppState) -> Router {
         .merge(SwaggerUi::new("/docs").url("/openapi.json", doc))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.clone(), bounded_time))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::auth::authenticate,
+        ))
+        .layer(cors(&state.config.cors))
+        .layer(middleware::from_fn(problem_errors))
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::internal("handler panicked").into_response()
         }))
@@ -77,14 +92,136 @@ pub fn router(state: AppState) -> Router {
                         .get(&REQUEST_ID)
                         .and_then(|v| v.to_str().ok())
                         .unwrap_or("");
-                    tracing::info_span!("http", method = %req.method(), path = %req.uri().path(), request_id = %id)
+                    let route = req
+                        .extensions()
+                        .get::<axum::extract::MatchedPath>()
+                        .map_or("unmatched", |p| p.as_str());
+                    tracing::info_span!(
+                        "http",
+                        method = %req.method(),
+                        route,
+                        path = %req.uri().path(),
+                        request_id = %id,
+                        caller = tracing::field::Empty
+                    )
                 })
+                // 5xx are answers too; on_response logs every request once.
+                .on_failure(())
                 .on_response(|res: &Response, latency: Duration, _span: &tracing::Span| {
-                    tracing::info!(status = res.status().as_u16(), latency_ms = latency.as_secs_f64() * 1e3, "request");
+                    tracing::info!(
+                        status = res.status().as_u16(),
+                        latency_ms = latency.as_secs_f64() * 1e3,
+                        "request"
+                    );
                 }),
         )
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .with_state(state)
+}
+
+/// Counts every request by its route template (never the raw path, which
+/// would make one label per subject) and measures its latency.
+async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or("unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = request.method().clone();
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    let metrics = &state.metrics;
+    metrics
+        .http_requests
+        .with_label_values(&[route.as_str(), method.as_str(), status.as_str()])
+        .inc();
+    metrics
+        .http_duration
+        .with_label_values(&[route.as_str(), method.as_str()])
+        .observe(started.elapsed().as_secs_f64());
+    response
+}
+
+/// Restates any error response that is not problem+json yet (a rejection
+/// from axum or a layer) as one, keeping its status and headers.
+async fn problem_errors(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    // Plain-text or empty bodies are rejections to restate; a JSON body
+    // (problem documents, /healthz's 503) is already an answer.
+    let plain = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_none_or(|v| v.as_bytes().starts_with(b"text/plain"));
+    if !(status.is_client_error() || status.is_server_error()) || !plain {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 4096).await.unwrap_or_default();
+    let detail = String::from_utf8_lossy(&text).trim().to_owned();
+    let detail = if detail.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_owned()
+    } else {
+        detail
+    };
+    let mut restated = ApiError::Http { status, detail }.into_response();
+    for (name, value) in &parts.headers {
+        if name != axum::http::header::CONTENT_TYPE && name != axum::http::header::CONTENT_LENGTH {
+            restated.headers_mut().append(name, value.clone());
+        }
+    }
+    restated
+}
+
+/// Every request but the long-lived streams finishes within
+/// `gateway.http.request_timeout_ms` (408), body upload included.
+async fn bounded_time(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let streaming = matches!(request.uri().path(), "/subscribe" | "/events");
+    if streaming {
+        return next.run(request).await;
+    }
+    let limit = state.config.gateway.http.request_timeout();
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::Timeout(limit.as_millis() as u64).into_response(),
+    }
+}
+
+/// CORS for `cors.allowed_origins`; with none configured, no cross-origin
+/// browser access at all.
+fn cors(
+    config: &crate::config::CorsConfig,
+) -> tower::util::Either<CorsLayer, tower::layer::util::Identity> {
+    use axum::http::{HeaderName, HeaderValue, Method};
+    if config.allowed_origins.is_empty() {
+        return tower::util::Either::Right(tower::layer::util::Identity::new());
+    }
+    let origins = if config.allowed_origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(
+            config
+                .allowed_origins
+                .iter()
+                .filter_map(|o| HeaderValue::from_str(o).ok()),
+        )
+    };
+    let expose = [
+        "nats-stream",
+        "nats-sequence",
+        "nats-time-stamp",
+        "etag",
+        "retry-after",
+        "x-request-id",
+    ];
+    tower::util::Either::Left(
+        CorsLayer::new()
+            .allow_origin(origins)
+            .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
+            .allow_headers(AllowHeaders::mirror_request())
+            .expose_headers(expose.map(HeaderName::from_static))
+            .max_age(Duration::from_secs(600)),
+    )
 }
 
 async fn not_found(uri: Uri) -> ApiError {

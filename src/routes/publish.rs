@@ -10,6 +10,7 @@ use utoipa::IntoParams;
 use super::extract::{SubjectPath, ValidQuery, read_body};
 use super::nats_headers;
 use crate::app::AppState;
+use crate::auth::Caller;
 use crate::bus::{Outbound, PublishReceipt, Route};
 use crate::error::{ApiError, Problem};
 
@@ -56,13 +57,16 @@ pub struct PublishQuery {
 )]
 pub async fn publish_one(
     State(state): State<AppState>,
+    Caller(caller): Caller,
     SubjectPath(subject): SubjectPath,
     ValidQuery(query): ValidQuery<PublishQuery>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<(StatusCode, Json<PublishReceipt>), ApiError> {
+    caller.check_publish(&subject)?;
     let nats_headers = nats_headers::from_http(&headers)?.build();
     let payload = read_body(&headers, body, body_limit(&state), "request body").await?;
+    caller.charge(0, payload.len() as u64)?;
     let route = match query.ack {
         Some(false) => Route::CoreOnly,
         _ => Route::Auto,
@@ -72,7 +76,11 @@ pub async fn publish_one(
         payload,
         headers: nats_headers,
     };
-    let receipt = state.bus.publish(msg, route).await?;
+    let result = state.bus.publish(msg, route).await;
+    state
+        .metrics
+        .publish("http", &result, PublishReceipt::is_stored);
+    let receipt = result?;
     Ok((receipt_status(&receipt), Json(receipt)))
 }
 

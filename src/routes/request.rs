@@ -13,6 +13,7 @@ use super::extract::{SubjectPath, ValidQuery, read_body};
 use super::nats_headers;
 use super::publish::body_limit;
 use crate::app::AppState;
+use crate::auth::Caller;
 use crate::bus::Outbound;
 use crate::error::{ApiError, Problem};
 
@@ -49,6 +50,7 @@ pub struct RequestQuery {
 )]
 pub async fn request(
     State(state): State<AppState>,
+    Caller(caller): Caller,
     SubjectPath(subject): SubjectPath,
     ValidQuery(query): ValidQuery<RequestQuery>,
     headers: HeaderMap,
@@ -70,8 +72,10 @@ pub async fn request(
         }
         Some(ms) => ms,
     };
+    caller.check_publish(&subject)?;
     let nats_headers = nats_headers::from_http(&headers)?.build();
     let payload = read_body(&headers, body, body_limit(&state), "request body").await?;
+    caller.charge(0, payload.len() as u64)?;
     let msg = Outbound {
         subject,
         payload,

@@ -1,7 +1,9 @@
 //! JetStream streams and consumers: conversions between our specs and NATS
 //! configs, error mapping, and reconciliation of the declared ones.
 
+mod api;
 pub mod convert;
+mod diff;
 pub mod errors;
 pub mod reconcile;
 

@@ -10,16 +10,15 @@
 use std::collections::BTreeMap;
 use std::sync::RwLock;
 
-use async_nats::jetstream::{self, stream};
+use async_nats::jetstream;
 use indexmap::IndexMap;
 use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use super::convert::{
-    apply_stream, consumer_config, consumer_spec, new_stream_config, stream_spec,
-};
-use super::errors::{About, from_nats};
+use super::convert::{apply_stream, consumer_config, consumer_spec, new_stream_config};
+use super::diff::{differences, overlay, spec_differences, with_field};
+use super::errors::About;
 use crate::bus::Bus;
 use crate::config::{Config, ConsumerSpec, StreamSpec};
 use crate::error::ApiError;
@@ -42,9 +41,9 @@ pub enum SyncStatus {
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct Difference {
     pub field: String,
-    #[schema(value_type = Object)]
+    #[schema(value_type = serde_json::Value)]
     pub current: Value,
-    #[schema(value_type = Object)]
+    #[schema(value_type = serde_json::Value)]
     pub desired: Value,
     /// Why NATS refused the change.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -230,7 +229,7 @@ impl Reconciler {
     ) -> SyncReport {
         let stream_name = spec.stream.as_deref().unwrap_or_default();
         let about = About::Consumer(stream_name, name);
-        let stream = match bus.api(js.get_stream_no_info(stream_name), about).await {
+        let stream = match bus.stream_handle(stream_name, about).await {
             Ok(stream) => stream,
             Err(err) => return SyncReport::failed(&err),
         };
@@ -289,29 +288,6 @@ impl Reconciler {
     }
 }
 
-impl Bus {
-    /// Runs one JetStream API call with the configured timeout and maps its
-    /// error; `about` names the stream or consumer in errors.
-    pub async fn api<T, K>(
-        &self,
-        call: impl std::future::Future<Output = Result<T, async_nats::error::Error<K>>>,
-        about: About<'_>,
-    ) -> Result<T, ApiError>
-    where
-        K: super::errors::JsErrorKind,
-    {
-        self.ensure_connected()?;
-        match tokio::time::timeout(self.settings().api_timeout, call).await {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(err)) => Err(from_nats(err, about)),
-            Err(_) => Err(ApiError::JetStreamUnavailable(format!(
-                "no answer within {} ms",
-                self.settings().api_timeout.as_millis()
-            ))),
-        }
-    }
-}
-
 /// An error that means JetStream did not answer at all (retry later).
 fn unreachable(report: &SyncReport) -> Option<ApiError> {
     let error = report.error.as_ref()?;
@@ -339,71 +315,6 @@ fn log_report(kind: &str, name: &str, report: &SyncReport) {
         }
         SyncStatus::Pending => {}
     }
-}
-
-/// Keys whose values differ between two stream configs, in spec terms.
-pub fn differences(current: &stream::Config, desired: &stream::Config) -> Vec<Difference> {
-    spec_differences(&stream_spec(current), &stream_spec(desired))
-}
-
-fn spec_differences<T: Serialize>(current: &T, desired: &T) -> Vec<Difference> {
-    let (Value::Object(cur), Value::Object(des)) = (
-        serde_json::to_value(current).unwrap_or_default(),
-        serde_json::to_value(desired).unwrap_or_default(),
-    ) else {
-        return Vec::new();
-    };
-    des.into_iter()
-        .filter(|(field, value)| field != "subjects" || !same_members(cur.get(field), value))
-        .filter(|(field, value)| cur.get(field) != Some(value))
-        .map(|(field, desired)| Difference {
-            current: cur.get(&field).cloned().unwrap_or(Value::Null),
-            field,
-            desired,
-            error: None,
-        })
-        .collect()
-}
-
-fn same_members(a: Option<&Value>, b: &Value) -> bool {
-    match (a.and_then(Value::as_array), b.as_array()) {
-        (Some(a), Some(b)) => a.len() == b.len() && a.iter().all(|v| b.contains(v)),
-        _ => false,
-    }
-}
-
-/// `base` with `top`'s given keys laid over it.
-fn overlay<T: Serialize + serde::de::DeserializeOwned + Clone>(base: &T, top: &T) -> T {
-    let (Value::Object(mut merged), Value::Object(over)) = (
-        serde_json::to_value(base).unwrap_or_default(),
-        serde_json::to_value(top).unwrap_or_default(),
-    ) else {
-        return base.clone();
-    };
-    merged.extend(over);
-    serde_json::from_value(Value::Object(merged)).unwrap_or_else(|_| base.clone())
-}
-
-/// `base` with one field (in spec terms) copied from `desired`.
-fn with_field(base: &stream::Config, desired: &stream::Config, field: &str) -> stream::Config {
-    let mut next = base.clone();
-    match field {
-        "subjects" => next.subjects = desired.subjects.clone(),
-        "description" => next.description = desired.description.clone(),
-        "retention" => next.retention = desired.retention,
-        "max_msgs" => next.max_messages = desired.max_messages,
-        "max_bytes" => next.max_bytes = desired.max_bytes,
-        "max_age" => next.max_age = desired.max_age,
-        "max_msgs_per_subject" => next.max_messages_per_subject = desired.max_messages_per_subject,
-        "max_msg_size" => next.max_message_size = desired.max_message_size,
-        "max_consumers" => next.max_consumers = desired.max_consumers,
-        "replicas" => next.num_replicas = desired.num_replicas,
-        "storage" => next.storage = desired.storage,
-        "discard" => next.discard = desired.discard,
-        "duplicate_window" => next.duplicate_window = desired.duplicate_window,
-        _ => {}
-    }
-    next
 }
 
 #[cfg(test)]

@@ -6,11 +6,13 @@ mod session;
 
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::{RawQuery, State, WebSocketUpgrade};
+use axum::http::HeaderMap;
 use axum::response::Response;
 
 pub use query::SubscribeQuery;
 
 use crate::app::AppState;
+use crate::auth::{Caller, check_origin};
 use crate::error::{ApiError, Problem};
 
 /// Subscribe to NATS subjects over WebSocket.
@@ -68,15 +70,23 @@ use crate::error::{ApiError, Problem};
 )]
 pub async fn subscribe(
     State(state): State<AppState>,
+    Caller(caller): Caller,
+    headers: HeaderMap,
     RawQuery(raw): RawQuery,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
+    check_origin(&headers, &state.config.cors)?;
     let query = SubscribeQuery::parse(raw.as_deref())?;
     let settings = &state.config.gateway.websocket;
     if query.subjects.len() > settings.max_subscriptions_per_socket {
         return Err(ApiError::TooManySubscriptions(
             settings.max_subscriptions_per_socket,
         ));
+    }
+    if let Some(req) = query.request() {
+        for pattern in &req.patterns {
+            caller.check_subscribe(pattern)?;
+        }
     }
     if let Some(req) = query.request().filter(|r| !r.deliver.is_live()) {
         // Refuse before the upgrade what the subscription would refuse after.
@@ -93,6 +103,7 @@ pub async fn subscribe(
         .clone()
         .try_acquire_owned()
         .map_err(|_| ApiError::TooManyConnections(settings.max_connections))?;
+    let quota = caller.open_connection()?;
     let policy = query.policy.unwrap_or(settings.slow_consumer_policy);
     let initial = query.request();
     let tracked = state.clone();
@@ -102,8 +113,13 @@ pub async fn subscribe(
         .max_message_size(settings.max_frame_bytes)
         .max_frame_size(settings.max_frame_bytes)
         .on_upgrade(move |socket| {
-            tracked
-                .tasks
-                .track_future(session::run(state, socket, initial, policy, permit))
+            tracked.tasks.track_future(session::run(
+                state,
+                caller,
+                socket,
+                initial,
+                policy,
+                (permit, quota),
+            ))
         }))
 }

@@ -16,6 +16,7 @@ use serde_json::value::RawValue;
 
 use super::query::parse_queue;
 use crate::app::AppState;
+use crate::auth::Principal;
 use crate::bus::{PublishReceipt, Route};
 use crate::error::ApiError;
 use crate::fanout::Outbox;
@@ -64,9 +65,9 @@ struct SubscriptionOp<'a> {
 }
 
 impl Session {
-    pub fn new(state: AppState, outbox: Arc<Outbox>) -> Self {
+    pub fn new(state: AppState, caller: Principal, outbox: Arc<Outbox>) -> Self {
         Self {
-            subs: Subscriptions::new(state.clone(), outbox),
+            subs: Subscriptions::new(state.clone(), caller, outbox),
             state,
             acks: FuturesOrdered::new(),
         }
@@ -91,6 +92,9 @@ impl Session {
     }
 
     pub fn send_ack(&mut self, reply: AckReply) {
+        self.state
+            .metrics
+            .publish("ws", &reply.result, PublishReceipt::is_stored);
         let id = reply.id.as_deref();
         match reply.result {
             Ok(receipt) => self.reply(&ServerFrame::Ack {
@@ -175,6 +179,12 @@ impl Session {
         let msg = serde_json::from_slice::<PublishFields>(source)
             .map_err(|e| ApiError::InvalidOp(format!("invalid publish op: {e}")))
             .and_then(|fields| fields.into_outbound(source));
+        let caller = self.subs.caller();
+        let msg = msg.and_then(|msg| {
+            caller.check_publish(&msg.subject)?;
+            caller.charge(1, msg.payload.len() as u64)?;
+            Ok(msg)
+        });
         let msg = match msg {
             Ok(msg) => msg,
             Err(err) => return self.reply_error(&err, id),
@@ -222,4 +232,31 @@ fn parse_subscription(bytes: &[u8]) -> Result<SubscribeRequest, ApiError> {
         queue,
         deliver,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1_000))]
+
+        /// Control frames of any shape parse or fail cleanly.
+        #[test]
+        fn control_frame_parsers_survive_any_input(text in prop_oneof![
+            any::<String>(),
+            "\\{\"op\":\"(subscribe|unsubscribe|publish|ping)\",\"subject\":\"[a-z.*> ]{0,12}\"(,\"queue\":\"[a-z ]{0,5}\")?(,\"deliver\":\"[a-z_]{0,8}\")?(,\"start_seq\":[0-9]{1,3})?\\}",
+        ]) {
+            let bytes = text.as_bytes();
+            let _ = serde_json::from_slice::<Envelope>(bytes);
+            if let Ok(req) = parse_subscription(bytes) {
+                prop_assert_eq!(req.patterns.len(), 1);
+                prop_assert!(req.queue.as_deref().is_none_or(|q| !q.contains(' ')));
+            }
+            if let Ok(fields) = serde_json::from_slice::<PublishFields>(bytes) {
+                let _ = fields.into_outbound(&Bytes::copy_from_slice(bytes));
+            }
+        }
+    }
 }

@@ -31,6 +31,8 @@ impl SubscribeQuery {
         let raw = query.unwrap_or("");
         for (key, value) in form_urlencoded::parse(raw.as_bytes()) {
             match key.as_ref() {
+                // Read by the auth middleware.
+                "ticket" => {}
                 "deliver" => deliver = Some(value.into_owned()),
                 "start_seq" => start_seq = Some(value.into_owned()),
                 "start_time" => start_time = Some(value.into_owned()),

@@ -15,9 +15,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::ops::Session;
 use crate::app::AppState;
+use crate::auth::{ConnectionGuard, Principal};
 use crate::config::SlowConsumerPolicy;
 use crate::fanout::{Batch, CloseReason, Outbox, OutboxLimits};
 use crate::frame::Frame;
+use crate::metrics::{GaugeGuard, Metrics};
 use crate::subscription::SubscribeRequest;
 
 /// Frames written before one flush.
@@ -40,10 +42,11 @@ pub const TOO_BIG: CloseReason = CloseReason {
 /// connection limit until the socket is gone.
 pub async fn run(
     state: AppState,
+    caller: Principal,
     socket: WebSocket,
     initial: Option<SubscribeRequest>,
     policy: SlowConsumerPolicy,
-    _permit: OwnedSemaphorePermit,
+    _permit: (OwnedSemaphorePermit, ConnectionGuard),
 ) {
     let ws = &state.config.gateway.websocket;
     let outbox = Arc::new(Outbox::new(
@@ -54,12 +57,14 @@ pub async fn run(
         },
         policy,
     ));
+    let metrics = state.metrics.clone();
+    let _open = GaugeGuard::new(metrics.connections.with_label_values(&["ws"]));
     let (sink, stream) = socket.split();
     let done = CancellationToken::new();
     let last_seen = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
 
-    let mut session = Session::new(state.clone(), outbox.clone());
+    let mut session = Session::new(state.clone(), caller, outbox.clone());
     if let Some(req) = initial {
         // Boxed, like every op below: subscribing (hub join, replay setup)
         // is a large future, and inlined it would sit in every socket's
@@ -77,6 +82,7 @@ pub async fn run(
             interval: ws.ping_interval(),
             timeout: ws.pong_timeout(),
         },
+        metrics.clone(),
     );
     let reader = read_loop(stream, &mut session, done.clone(), started, last_seen);
     // The writer ends the socket; the reader hands it the close reason.
@@ -104,7 +110,9 @@ async fn write_loop(
     shutdown: CancellationToken,
     done: CancellationToken,
     live: Liveness,
+    metrics: Arc<Metrics>,
 ) {
+    let frames_sent = metrics.frames_sent.with_label_values(&["ws"]);
     let mut ping =
         tokio::time::interval_at(tokio::time::Instant::now() + live.interval, live.interval);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -121,6 +129,7 @@ async fn write_loop(
             next = outbox.next_batch(&mut batch, BATCH) => match next {
                 Batch::Close(reason) => break Some(reason),
                 Batch::Frames => {
+                    let count = batch.len() as u64;
                     let write = async {
                         for frame in batch.drain(..) {
                             sink.feed(Message::Text(frame.text)).await?;
@@ -128,7 +137,7 @@ async fn write_loop(
                         sink.flush().await
                     };
                     match tokio::time::timeout(stall, write).await {
-                        Ok(Ok(())) => {}
+                        Ok(Ok(())) => frames_sent.inc_by(count),
                         Ok(Err(_)) => break None,
                         Err(_) => break Some(PING_TIMEOUT),
                     }
@@ -146,6 +155,10 @@ async fn write_loop(
         }
     };
     if let Some(reason) = close {
+        metrics
+            .socket_closes
+            .with_label_values(&[&reason.code.to_string()])
+            .inc();
         let frame = CloseFrame {
             code: reason.code,
             reason: reason.reason.into(),

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 #[allow(unused_imports)]
 pub use app::{TestApp, problem, spawn_app, spawn_app_with, test_config};
 #[allow(unused_imports)]
-pub use nats::{NatsServer, nats_server_bin, unused_port};
+pub use nats::{NatsServer, nats_server_bin, start_cluster, unused_port};
 #[allow(unused_imports)]
 pub use ws::{Socket, WsClient};
 
@@ -100,4 +100,33 @@ pub async fn subscribe(client: &async_nats::Client, subject: &str) -> async_nats
     let probe = async_nats::Request::new().timeout(Some(Duration::from_millis(500)));
     let _ = client.send_request("_harness.sync", probe).await;
     sub
+}
+
+/// The child's stdout lines, read on a thread.
+pub fn log_lines(stdout: std::process::ChildStdout) -> std::sync::mpsc::Receiver<String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    rx
+}
+
+/// Waits for a JSON log line whose message is `message`; returns it.
+pub fn wait_for_log(lines: &std::sync::mpsc::Receiver<String>, message: &str) -> serde_json::Value {
+    loop {
+        let line = lines
+            .recv_timeout(Duration::from_secs(10))
+            .unwrap_or_else(|_| panic!("a '{message}' log line"));
+        if let Ok(log) = serde_json::from_str::<serde_json::Value>(&line)
+            && log["message"] == message
+        {
+            return log;
+        }
+    }
 }

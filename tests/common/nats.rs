@@ -194,3 +194,31 @@ pub fn unused_port() -> u16 {
         .map(|a| a.port())
         .expect("bind port 0")
 }
+
+/// A JetStream cluster of `size` servers on loopback (names `n1`, `n2`, ...),
+/// routes on ports the OS picked free just before.
+pub async fn start_cluster(size: usize) -> Vec<NatsServer> {
+    let route_ports: Vec<u16> = (0..size).map(|_| unused_port()).collect();
+    let mut servers = Vec::with_capacity(size);
+    for (i, port) in route_ports.iter().enumerate() {
+        let routes: Vec<String> = route_ports
+            .iter()
+            .filter(|p| *p != port)
+            .map(|p| format!("\"nats://127.0.0.1:{p}\""))
+            .collect();
+        let config = format!(
+            "server_name: n{}\ncluster {{\n  name: mpc\n  listen: \"127.0.0.1:{port}\"\n  routes: [{}]\n}}\n",
+            i + 1,
+            routes.join(", ")
+        );
+        servers.push(NatsServer::start_with_config(&config).await);
+    }
+    servers
+}
+
+impl NatsServer {
+    /// Is the process running (not killed)?
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+}

@@ -29,8 +29,25 @@ impl TestApp {
         &self,
         query: &str,
     ) -> Result<WsClient, tokio_tungstenite::tungstenite::Error> {
-        let url = format!("ws://{}/subscribe?{query}", self.addr);
-        let (socket, _) = tokio_tungstenite::connect_async(url).await?;
+        self.try_ws_with(query, &[]).await
+    }
+
+    /// Opens `/subscribe?{query}` with extra handshake headers
+    /// (`Authorization`, `Origin`, ...).
+    pub async fn try_ws_with(
+        &self,
+        query: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<WsClient, tokio_tungstenite::tungstenite::Error> {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut request = format!("ws://{}/subscribe?{query}", self.addr).into_client_request()?;
+        for (name, value) in headers {
+            request.headers_mut().insert(
+                http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                http::HeaderValue::from_str(value).unwrap(),
+            );
+        }
+        let (socket, _) = tokio_tungstenite::connect_async(request).await?;
         Ok(WsClient { socket })
     }
 

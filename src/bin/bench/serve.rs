@@ -1,8 +1,8 @@
 //! `bench gateway <config> <port-file>`: the gateway under test, in a child
 //! process pinned to the server core.
 //!
-//! It is wired exactly like `Gateway::run` (same bus, state, monitor,
-//! router, listener and runtime flavour) plus one extra route,
+//! It is wired like `Gateway::run` (same bus, state, monitor, router,
+//! accept loop and runtime flavour) plus one extra route,
 //! `POST /noop/{subject}`, the B1 baseline: it reads the body and answers
 //! 202 through the same hyper/axum server, listener and runtime, without
 //! the gateway's handler, middleware and NATS work. The production router
@@ -25,7 +25,7 @@ use axum::body::Bytes;
 use axum::extract::Path as UrlPath;
 use axum::http::StatusCode;
 use axum::routing::post;
-use message_broker::net::{ClientAddr, GatewayListener};
+use message_broker::metrics::Metrics;
 use message_broker::protocol::PublishFields;
 use message_broker::{AppState, Config, bus};
 use tokio_util::sync::CancellationToken;
@@ -122,7 +122,7 @@ async fn serve(config: &Path, port_file: &Path) -> Result<(), String> {
         .map_err(|e| format!("bind: {e}"))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let give_up = CancellationToken::new();
-    let bus = bus::connect(&config, give_up.clone())
+    let bus = bus::connect(&config, give_up.clone(), Arc::new(Metrics::new()))
         .await
         .map_err(|e| format!("connect: {e}"))?;
     let state = AppState::new(Arc::new(config), bus, CancellationToken::new());
@@ -136,19 +136,30 @@ async fn serve(config: &Path, port_file: &Path) -> Result<(), String> {
         .merge(floors(&state));
     // Written last: the harness starts once the port file exists.
     std::fs::write(port_file, addr.to_string()).map_err(|e| format!("port file: {e}"))?;
-    axum::serve(
-        GatewayListener::new(listener),
-        app.into_make_service_with_connect_info::<ClientAddr>(),
-    )
-    .with_graceful_shutdown(async move {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("SIGTERM handler");
-        tokio::select! {
-            () = state.shutdown.cancelled() => {}
-            () = give_up.cancelled() => {}
-            _ = term.recv() => {}
+    let shutdown = state.shutdown.clone();
+    let stop = {
+        let shutdown = shutdown.clone();
+        async move {
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .expect("SIGTERM handler");
+            tokio::select! {
+                () = shutdown.cancelled() => {}
+                () = give_up.cancelled() => shutdown.cancel(),
+                _ = term.recv() => shutdown.cancel(),
+            }
         }
-    })
-    .await
-    .map_err(|e| e.to_string())
+    };
+    // The gateway's own accept loop (connection limits, QueryFix,
+    // TCP_NODELAY), as Gateway::run uses it.
+    let serving = message_broker::net::serve(
+        listener,
+        None,
+        app,
+        &state.config.gateway.http,
+        shutdown,
+        state.config.gateway.shutdown_grace(),
+    );
+    tokio::join!(serving, stop);
+    Ok(())
 }

@@ -2,7 +2,7 @@
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use futures::TryStreamExt;
 use serde::Serialize;
@@ -13,6 +13,7 @@ use super::streams::parse_name;
 use crate::app::AppState;
 use crate::config::ConsumerSpec;
 use crate::error::{ApiError, Problem};
+use crate::routes::extract::ValidPath;
 use crate::routes::extract::read_json;
 use crate::streams::convert::{consumer_config, consumer_spec, rfc3339};
 use crate::streams::{About, SyncReport};
@@ -46,7 +47,7 @@ pub struct ConsumerState {
 }
 
 fn view(state: &AppState, info: &async_nats::jetstream::consumer::Info) -> ConsumerView {
-    let reports = state.reconciler.consumer_reports();
+    let reports = state.reconciler.load().consumer_reports();
     ConsumerView {
         declared: state.config.consumers.contains_key(&info.name),
         reconcile: reports.get(&info.name).cloned(),
@@ -84,7 +85,7 @@ fn parse_consumer(name: &str) -> Result<ConsumerName, ApiError> {
     ))]
 pub async fn list_consumers(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    ValidPath(name): ValidPath<String>,
 ) -> Result<Json<Vec<ConsumerView>>, ApiError> {
     let name = parse_name(&name)?;
     let about = About::Stream(name.as_str());
@@ -119,7 +120,7 @@ pub async fn list_consumers(
     ))]
 pub async fn create_consumer(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    ValidPath(name): ValidPath<String>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<(StatusCode, Json<ConsumerView>), ApiError> {
@@ -146,10 +147,7 @@ pub async fn create_consumer(
         consumer_config(&durable, &spec).map_err(|m| invalid("deliver_policy".into(), m))?;
     let about = About::Consumer(stream_name.as_str(), &durable);
     let js = state.bus.jetstream();
-    let stream = state
-        .bus
-        .api(js.get_stream_no_info(stream_name.as_str()), about)
-        .await?;
+    let stream = state.bus.stream_handle(stream_name.as_str(), about).await?;
     // NATS accepts a create of an identical existing consumer; look first.
     match state.bus.api(stream.consumer_info(&durable), about).await {
         Ok(_) => return Err(ApiError::ConsumerExists(durable)),
@@ -179,21 +177,12 @@ pub async fn create_consumer(
     ))]
 pub async fn get_consumer(
     State(state): State<AppState>,
-    Path((name, consumer)): Path<(String, String)>,
+    ValidPath((name, consumer)): ValidPath<(String, String)>,
 ) -> Result<Json<ConsumerView>, ApiError> {
     let stream_name = parse_name(&name)?;
     let consumer = parse_consumer(&consumer)?;
     let about = About::Consumer(stream_name.as_str(), consumer.as_str());
-    let stream = state
-        .bus
-        .api(
-            state
-                .bus
-                .jetstream()
-                .get_stream_no_info(stream_name.as_str()),
-            about,
-        )
-        .await?;
+    let stream = state.bus.stream_handle(stream_name.as_str(), about).await?;
     let info = state
         .bus
         .api(stream.consumer_info(consumer.as_str()), about)
@@ -213,21 +202,12 @@ pub async fn get_consumer(
     ))]
 pub async fn delete_consumer(
     State(state): State<AppState>,
-    Path((name, consumer)): Path<(String, String)>,
+    ValidPath((name, consumer)): ValidPath<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let stream_name = parse_name(&name)?;
     let consumer = parse_consumer(&consumer)?;
     let about = About::Consumer(stream_name.as_str(), consumer.as_str());
-    let stream = state
-        .bus
-        .api(
-            state
-                .bus
-                .jetstream()
-                .get_stream_no_info(stream_name.as_str()),
-            about,
-        )
-        .await?;
+    let stream = state.bus.stream_handle(stream_name.as_str(), about).await?;
     state
         .bus
         .api(stream.delete_consumer(consumer.as_str()), about)

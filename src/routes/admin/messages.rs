@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Serialize;
 use serde_json::value::RawValue;
@@ -13,6 +13,7 @@ use super::streams::parse_name;
 use crate::app::AppState;
 use crate::error::{ApiError, Problem};
 use crate::frame::payload_value;
+use crate::routes::extract::ValidPath;
 use crate::streams::About;
 use crate::streams::convert::rfc3339;
 use crate::subject::Subject;
@@ -28,7 +29,7 @@ pub struct StoredMessage {
     pub time: String,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub headers: BTreeMap<String, Vec<String>>,
-    #[schema(value_type = Object)]
+    #[schema(value_type = serde_json::Value)]
     pub data: Box<RawValue>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub encoding: Option<&'static str>,
@@ -69,18 +70,12 @@ fn stored(stream: &str, msg: async_nats::jetstream::message::StreamMessage) -> S
     ))]
 pub async fn get_message(
     State(state): State<AppState>,
-    Path((name, seq)): Path<(String, u64)>,
+    ValidPath((name, seq)): ValidPath<(String, u64)>,
 ) -> Result<Json<StoredMessage>, ApiError> {
     let name = parse_name(&name)?;
     let which = format!("at sequence {seq}");
     let about = About::Message(name.as_str(), &which);
-    let stream = state
-        .bus
-        .api(
-            state.bus.jetstream().get_stream_no_info(name.as_str()),
-            about,
-        )
-        .await?;
+    let stream = state.bus.stream_handle(name.as_str(), about).await?;
     let msg = state.bus.api(stream.get_raw_message(seq), about).await?;
     Ok(Json(stored(name.as_str(), msg)))
 }
@@ -97,18 +92,12 @@ pub async fn get_message(
     ))]
 pub async fn delete_message(
     State(state): State<AppState>,
-    Path((name, seq)): Path<(String, u64)>,
+    ValidPath((name, seq)): ValidPath<(String, u64)>,
 ) -> Result<StatusCode, ApiError> {
     let name = parse_name(&name)?;
     let which = format!("at sequence {seq}");
     let about = About::Message(name.as_str(), &which);
-    let stream = state
-        .bus
-        .api(
-            state.bus.jetstream().get_stream_no_info(name.as_str()),
-            about,
-        )
-        .await?;
+    let stream = state.bus.stream_handle(name.as_str(), about).await?;
     state.bus.api(stream.delete_message(seq), about).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -125,19 +114,13 @@ pub async fn delete_message(
     ))]
 pub async fn last_message(
     State(state): State<AppState>,
-    Path((name, subject)): Path<(String, String)>,
+    ValidPath((name, subject)): ValidPath<(String, String)>,
 ) -> Result<Json<StoredMessage>, ApiError> {
     let name = parse_name(&name)?;
     let subject = Subject::parse(&subject).map_err(|e| ApiError::invalid_subject(&subject, e))?;
     let which = format!("on subject {subject}");
     let about = About::Message(name.as_str(), &which);
-    let stream = state
-        .bus
-        .api(
-            state.bus.jetstream().get_stream_no_info(name.as_str()),
-            about,
-        )
-        .await?;
+    let stream = state.bus.stream_handle(name.as_str(), about).await?;
     let msg = state
         .bus
         .api(

@@ -1,7 +1,8 @@
 //! `/admin`: JetStream stream, message and consumer management.
 //!
-//! Only clients in `admin.allowed_networks` (loopback by default) may use
-//! these routes; `admin.enabled: false` removes them.
+//! In open mode only clients in `admin.allowed_networks` (loopback by
+//! default) may use these routes; with `auth` configured, only tokens with
+//! `admin: true`. `admin.enabled: false` removes them.
 
 mod consumers;
 mod messages;
@@ -18,6 +19,7 @@ pub use messages::StoredMessage;
 pub use streams::{AccountView, StreamView};
 
 use crate::app::AppState;
+use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::net::ClientAddr;
 
@@ -52,15 +54,21 @@ pub fn guarded(state: AppState) -> OpenApiRouter<AppState> {
     ))
 }
 
+/// Open mode: only `admin.allowed_networks`. With tokens: an admin token.
 async fn only_allowed_networks(
     State(state): State<AppState>,
     ConnectInfo(ClientAddr(peer)): ConnectInfo<ClientAddr>,
+    Caller(caller): Caller,
     request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    if !state.config.admin.allows(peer.ip()) {
-        tracing::warn!(%peer, path = %request.uri().path(), "admin request from a disallowed network");
-        return Err(ApiError::AdminForbidden);
+    if state.auth.load().is_open() {
+        if !state.config.admin.allows(peer.ip()) {
+            tracing::warn!(%peer, path = %request.uri().path(), "admin request from a disallowed network");
+            return Err(ApiError::AdminForbidden);
+        }
+    } else {
+        caller.require_admin()?;
     }
     Ok(next.run(request).await)
 }

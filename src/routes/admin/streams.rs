@@ -2,7 +2,7 @@
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use futures::TryStreamExt;
 use serde::{Deserialize, Serialize};
@@ -13,6 +13,7 @@ use crate::app::AppState;
 use crate::bus::routing::StreamRoute;
 use crate::config::StreamSpec;
 use crate::error::{ApiError, Problem};
+use crate::routes::extract::ValidPath;
 use crate::routes::extract::read_json;
 use crate::streams::convert::{apply_stream, new_stream_config, rfc3339, stream_spec};
 use crate::streams::{About, SyncReport};
@@ -120,9 +121,9 @@ async fn read_spec(
 
 fn view(state: &AppState, info: &async_nats::jetstream::stream::Info) -> StreamView {
     let name = info.config.name.clone();
-    let reports = state.reconciler.stream_reports();
+    let reports = state.reconciler.load().stream_reports();
     StreamView {
-        declared: state.reconciler.is_declared(&name),
+        declared: state.reconciler.load().is_declared(&name),
         reconcile: reports.get(&name).cloned(),
         config: stream_spec(&info.config),
         state: StreamState {
@@ -227,7 +228,7 @@ pub async fn create_stream(
     ))]
 pub async fn get_stream(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    ValidPath(name): ValidPath<String>,
 ) -> Result<Json<StreamView>, ApiError> {
     let name = parse_name(&name)?;
     let stream = state
@@ -259,7 +260,7 @@ pub async fn get_stream(
     ))]
 pub async fn update_stream(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    ValidPath(name): ValidPath<String>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<StreamView>, ApiError> {
@@ -290,7 +291,7 @@ pub async fn update_stream(
     ))]
 pub async fn delete_stream(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    ValidPath(name): ValidPath<String>,
 ) -> Result<StatusCode, ApiError> {
     let name = parse_name(&name)?;
     let about = About::Stream(name.as_str());
@@ -319,7 +320,7 @@ pub async fn delete_stream(
     ))]
 pub async fn purge_stream(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    ValidPath(name): ValidPath<String>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<PurgeResult>, ApiError> {
@@ -342,13 +343,7 @@ pub async fn purge_stream(
             .map_err(|e| ApiError::invalid_subject(subject, e))?;
     }
     let about = About::Stream(name.as_str());
-    let stream = state
-        .bus
-        .api(
-            state.bus.jetstream().get_stream_no_info(name.as_str()),
-            about,
-        )
-        .await?;
+    let stream = state.bus.stream_handle(name.as_str(), about).await?;
     let purge = stream.purge();
     let purge = match &request.subject {
         Some(subject) => purge.filter(subject.clone()),

@@ -1,0 +1,188 @@
+//! Who is calling, and what they may do: a configured token or, in open
+//! mode, an anonymous client limited per IP.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use sha2::{Digest, Sha256};
+
+use super::{KeyedLimiter, Limiter, Permissions};
+use crate::config::TokenConfig;
+use crate::error::ApiError;
+use crate::subject::{Subject, SubjectPattern};
+
+/// A configured token, resolved at startup.
+pub struct TokenEntry {
+    pub name: String,
+    pub(super) digest: [u8; 32],
+    publish: Permissions,
+    subscribe: Permissions,
+    admin: bool,
+    limiter: Option<Limiter>,
+    max_connections: Option<usize>,
+    max_subscriptions: Option<usize>,
+    connections: AtomicUsize,
+}
+
+impl TokenEntry {
+    pub(super) fn from_config(config: &TokenConfig) -> Self {
+        let digest = match (&config.token_sha256, &config.token_env) {
+            (Some(hex), _) => {
+                let mut digest = [0u8; 32];
+                // Validated as 64 hex digits when the config was loaded.
+                hex::decode_to_slice(hex, &mut digest).expect("validated hex digest");
+                digest
+            }
+            (None, Some(var)) => sha256(std::env::var(var).unwrap_or_default().as_bytes()),
+            (None, None) => [0u8; 32],
+        };
+        Self {
+            name: config.name.clone(),
+            digest,
+            publish: Permissions::from_config(&config.publish),
+            subscribe: Permissions::from_config(&config.subscribe),
+            admin: config.admin,
+            limiter: config.rate_limit.map(Limiter::new),
+            max_connections: config.max_connections,
+            max_subscriptions: config.max_subscriptions,
+            connections: AtomicUsize::new(0),
+        }
+    }
+}
+
+pub(super) fn sha256(bytes: &[u8]) -> [u8; 32] {
+    Sha256::digest(bytes).into()
+}
+
+/// Who is calling.
+#[derive(Clone)]
+pub enum Principal {
+    /// Open mode (no `auth` section): anyone, limited per client IP.
+    Anonymous {
+        ip: IpAddr,
+        limiter: Option<Arc<KeyedLimiter<IpAddr>>>,
+    },
+    Token(Arc<TokenEntry>),
+}
+
+impl Principal {
+    /// The name logged for this caller (never the token).
+    pub fn name(&self) -> &str {
+        match self {
+            Principal::Anonymous { .. } => "anonymous",
+            Principal::Token(t) => &t.name,
+        }
+    }
+
+    fn permissions(&self) -> (Permissions, Permissions) {
+        match self {
+            Principal::Anonymous { .. } => (Permissions::everything(), Permissions::everything()),
+            Principal::Token(t) => (t.publish.clone(), t.subscribe.clone()),
+        }
+    }
+
+    pub fn check_publish(&self, subject: &Subject) -> Result<(), ApiError> {
+        let allowed = match self {
+            Principal::Anonymous { .. } => Permissions::everything().allows_publish(subject),
+            Principal::Token(t) => t.publish.allows_publish(subject),
+        };
+        if allowed {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden(format!(
+                "{} may not publish to {subject}",
+                self.name()
+            )))
+        }
+    }
+
+    pub fn check_subscribe(&self, pattern: &SubjectPattern) -> Result<(), ApiError> {
+        let allowed = match self {
+            Principal::Anonymous { .. } => Permissions::everything().allows_subscribe(pattern),
+            Principal::Token(t) => t.subscribe.allows_subscribe(pattern),
+        };
+        if allowed {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden(format!(
+                "{} may not subscribe to {pattern}",
+                self.name()
+            )))
+        }
+    }
+
+    /// Token mode only: the token must have `admin: true`.
+    pub fn require_admin(&self) -> Result<(), ApiError> {
+        match self {
+            Principal::Token(t) if t.admin => Ok(()),
+            Principal::Token(t) => Err(ApiError::Forbidden(format!(
+                "{} is not an admin token",
+                t.name
+            ))),
+            Principal::Anonymous { .. } => Err(ApiError::AdminForbidden),
+        }
+    }
+
+    /// Charges requests and published bytes against the caller's rate limit.
+    pub fn charge(&self, requests: u32, bytes: u64) -> Result<(), ApiError> {
+        let result = match self {
+            Principal::Anonymous {
+                ip,
+                limiter: Some(l),
+            } => l.charge(ip, requests, bytes),
+            Principal::Anonymous { limiter: None, .. } => Ok(()),
+            Principal::Token(t) => t
+                .limiter
+                .as_ref()
+                .map_or(Ok(()), |l| l.charge(requests, bytes)),
+        };
+        result.map_err(|retry_after| ApiError::RateLimited { retry_after })
+    }
+
+    /// Takes one of the token's connection slots until the guard drops.
+    pub fn open_connection(&self) -> Result<ConnectionGuard, ApiError> {
+        let Principal::Token(t) = self else {
+            return Ok(ConnectionGuard(None));
+        };
+        let Some(max) = t.max_connections else {
+            return Ok(ConnectionGuard(None));
+        };
+        let taken = t
+            .connections
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            });
+        match taken {
+            Ok(_) => Ok(ConnectionGuard(Some(t.clone()))),
+            Err(_) => Err(ApiError::QuotaExceeded(format!(
+                "{} may hold at most {max} connections",
+                t.name
+            ))),
+        }
+    }
+
+    /// The caller's own subscription limit per connection, if any.
+    pub fn max_subscriptions(&self) -> Option<usize> {
+        match self {
+            Principal::Token(t) => t.max_subscriptions,
+            Principal::Anonymous { .. } => None,
+        }
+    }
+
+    /// Both permission sets (publish, subscribe), for tests and docs.
+    pub fn describe(&self) -> (Permissions, Permissions) {
+        self.permissions()
+    }
+}
+
+/// Frees a token connection slot when dropped.
+pub struct ConnectionGuard(Option<Arc<TokenEntry>>);
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        if let Some(t) = &self.0 {
+            t.connections.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+}

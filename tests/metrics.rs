@@ -1,0 +1,156 @@
+//! `GET /metrics` reflects what the gateway did, with bounded labels.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use reqwest::StatusCode;
+use serde_json::json;
+
+async fn scrape(app: &TestApp) -> String {
+    let res = app.get("/metrics").await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    res.text().await.unwrap()
+}
+
+/// The value of the first sample whose line starts with `prefix`.
+fn sample(text: &str, prefix: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+#[tokio::test]
+async fn metrics_count_requests_publishes_acks_sockets_and_streams() {
+    let nats = NatsServer::start().await;
+    let app = spawn_app_with(&nats.url(), |c| {
+        c.streams.insert(
+            "MARKET_DATA".into(),
+            message_broker::config::StreamSpec {
+                subjects: vec!["funding_rate.>".into()],
+                ..Default::default()
+            },
+        );
+    })
+    .await
+    .ready()
+    .await;
+    wait_until(
+        Duration::from_secs(10),
+        "the stream is declared",
+        || async { app.healthz().await.1["streams"]["MARKET_DATA"]["status"] == "created" },
+    )
+    .await;
+    assert_eq!(
+        app.publish("funding_rate.okx.perpetual.BTC", "{}")
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.publish("trade.okx.spot.BTC", "{}").await.status(),
+        StatusCode::ACCEPTED
+    );
+    assert_eq!(
+        app.publish("bad.*", "{}").await.status(),
+        StatusCode::BAD_REQUEST
+    );
+    let mut ws = app.ws("subject=trade.%3E").await;
+    assert_eq!(ws.next_json().await["type"], "subscribed");
+    ws.send_json(json!({"op": "publish", "subject": "trade.okx.spot.ETH", "data": 1, "id": 1}))
+        .await;
+    ws.next_of_type("ack").await;
+    app.refresh_routes().await;
+
+    let text = scrape(&app).await;
+    for (prefix, at_least) in [
+        ("marketprism_broker_connected ", 1.0),
+        ("marketprism_broker_jetstream_reachable ", 1.0),
+        ("marketprism_broker_build_info{", 1.0),
+        (
+            r#"marketprism_broker_http_requests_total{method="POST",route="/publish/{subject}",status="200"}"#,
+            1.0,
+        ),
+        (
+            r#"marketprism_broker_http_requests_total{method="POST",route="/publish/{subject}",status="400"}"#,
+            1.0,
+        ),
+        (
+            r#"marketprism_broker_publishes_total{result="ok",route="jetstream",source="http"}"#,
+            1.0,
+        ),
+        (
+            r#"marketprism_broker_publishes_total{result="ok",route="core",source="http"}"#,
+            1.0,
+        ),
+        (
+            r#"marketprism_broker_publishes_total{result="ok",route="core",source="ws"}"#,
+            1.0,
+        ),
+        ("marketprism_broker_jetstream_ack_seconds_count ", 1.0),
+        (r#"marketprism_broker_connections{transport="ws"}"#, 1.0),
+        (r#"marketprism_broker_subscriptions{kind="live"}"#, 1.0),
+        (
+            r#"marketprism_broker_frames_sent_total{transport="ws"}"#,
+            2.0,
+        ),
+        (
+            r#"marketprism_broker_stream_messages{stream="MARKET_DATA"}"#,
+            1.0,
+        ),
+    ] {
+        let value = sample(&text, prefix).unwrap_or_else(|| panic!("no sample {prefix}\n{text}"));
+        assert!(value >= at_least, "{prefix} = {value}");
+    }
+    assert!(text.contains("marketprism_broker_nats_server_info{"));
+    assert!(
+        !text.contains("trade.okx.spot"),
+        "subjects never become labels"
+    );
+    drop(ws);
+    wait_until(
+        Duration::from_secs(5),
+        "the socket gauge falls back",
+        || async {
+            sample(
+                &scrape(&app).await,
+                r#"marketprism_broker_connections{transport="ws"}"#,
+            ) == Some(0.0)
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn connected_gauge_follows_the_nats_connection() {
+    let mut nats = NatsServer::start().await;
+    let app = spawn_app(&nats.url()).await.ready().await;
+    assert_eq!(
+        sample(&scrape(&app).await, "marketprism_broker_connected "),
+        Some(1.0)
+    );
+    nats.kill();
+    wait_until(Duration::from_secs(5), "connected drops to 0", || async {
+        sample(&scrape(&app).await, "marketprism_broker_connected ") == Some(0.0)
+    })
+    .await;
+    nats.restart().await;
+    wait_until(
+        Duration::from_secs(10),
+        "a reconnect is counted",
+        || async {
+            let text = scrape(&app).await;
+            sample(&text, "marketprism_broker_connected ") == Some(1.0)
+                && sample(&text, "marketprism_broker_nats_reconnects_total ") == Some(1.0)
+        },
+    )
+    .await;
+}
