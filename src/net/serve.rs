@@ -102,7 +102,10 @@ pub async fn serve(
     }
 }
 
-type Io = Either<TcpStream, tokio_rustls::server::TlsStream<TcpStream>>;
+/// The TLS stream is boxed: it holds rustls's connection state (over 1 KiB),
+/// and unboxed it would make every plain-TCP connection, and every upgraded
+/// WebSocket for its whole life, as large as a TLS one.
+type Io = Either<TcpStream, Box<tokio_rustls::server::TlsStream<TcpStream>>>;
 
 /// Completes the TLS handshake (bounded) when TLS is on.
 async fn secure(
@@ -115,7 +118,7 @@ async fn secure(
         return Some(Either::Left(tcp));
     };
     match tokio::time::timeout(limit, acceptor.accept(tcp)).await {
-        Ok(Ok(stream)) => Some(Either::Right(stream)),
+        Ok(Ok(stream)) => Some(Either::Right(Box::new(stream))),
         Ok(Err(err)) => {
             tracing::debug!(%peer, %err, "TLS handshake failed");
             None
