@@ -172,7 +172,8 @@ impl BenchResult {
     }
 
     /// Applies the regression gate's reference: where the recorded full
-    /// run (`reference`, same id) missed the target, the quick-mode bound is
+    /// run (`reference`: its least favourable repetition of the same id)
+    /// missed the target, the quick-mode bound is
     /// 80 % of the recorded figure instead of 80 % of the target, so CI
     /// catches regressions without failing on a miss that is known and
     /// explained.
