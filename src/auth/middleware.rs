@@ -3,11 +3,9 @@
 
 use std::net::IpAddr;
 
-use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
+use axum::extract::{ConnectInfo, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
-use axum::middleware::Next;
-use axum::response::Response;
 
 use super::Principal;
 use crate::app::AppState;
@@ -27,13 +25,10 @@ fn accepts_ticket(path: &str) -> bool {
     matches!(path, "/subscribe" | "/events")
 }
 
-/// Middleware: authenticates the caller, charges one request against its
-/// rate limit, and makes its [`Principal`] available to handlers.
-pub async fn authenticate(
-    State(state): State<AppState>,
-    mut request: Request,
-    next: Next,
-) -> Result<Response, ApiError> {
+/// Authenticates the caller, charges one request against its rate limit,
+/// and makes its [`Principal`] available to handlers (the `Caller`
+/// extractor). Called by the router's per-request middleware.
+pub fn admit(state: &AppState, request: &mut Request) -> Result<(), ApiError> {
     // No peer when the router is driven without a socket (tests, tools).
     let ip = request
         .extensions()
@@ -56,7 +51,7 @@ pub async fn authenticate(
     };
     tracing::Span::current().record("caller", principal.name());
     request.extensions_mut().insert(principal);
-    Ok(next.run(request).await)
+    Ok(())
 }
 
 /// Handler argument: the authenticated caller.

@@ -22,7 +22,7 @@ use axum::http::{HeaderMap, header};
 use subtle::ConstantTimeEq;
 
 pub use limiter::{KeyedLimiter, Limiter};
-pub use middleware::{Caller, authenticate, check_origin};
+pub use middleware::{Caller, admit, check_origin};
 pub use permissions::{Permissions, RESERVED, reserved_prefix};
 pub use principal::{ConnectionGuard, Principal, TokenEntry};
 pub use tickets::{TicketError, Tickets};

@@ -72,14 +72,8 @@ pub fn router(state: AppState) -> Router {
         .merge(SwaggerUi::new("/docs").url("/openapi.json", doc))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(middleware::from_fn_with_state(state.clone(), bounded_time))
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            crate::auth::authenticate,
-        ))
+        .layer(middleware::from_fn_with_state(state.clone(), edge))
         .layer(cors(&state.config.cors))
-        .layer(middleware::from_fn(problem_errors))
-        .layer(middleware::from_fn_with_state(state.clone(), observe))
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::internal("handler panicked").into_response()
         }))
@@ -119,33 +113,47 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Counts every request by its route template (never the raw path, which
-/// would make one label per subject) and measures its latency.
-async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
+/// The per-request work every route shares, in one layer (each `from_fn`
+/// layer costs a boxed future per request): authenticate the caller, bound
+/// the request's time (not the long-lived streams), restate plain-text
+/// rejections as problem documents, and count the request by its route
+/// template (never the raw path: that would be one label per subject).
+async fn edge(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let started = std::time::Instant::now();
     let route = request
         .extensions()
         .get::<axum::extract::MatchedPath>()
-        .map_or("unmatched".to_owned(), |p| p.as_str().to_owned());
+        .cloned();
     let method = request.method().clone();
-    let started = std::time::Instant::now();
-    let response = next.run(request).await;
-    let status = response.status().as_u16().to_string();
+    let streaming = matches!(request.uri().path(), "/subscribe" | "/events");
+    let response = match crate::auth::admit(&state, &mut request) {
+        Err(err) => err.into_response(),
+        Ok(()) if streaming => next.run(request).await,
+        Ok(()) => {
+            let limit = state.config.gateway.http.request_timeout();
+            match tokio::time::timeout(limit, next.run(request)).await {
+                Ok(response) => response,
+                Err(_) => ApiError::Timeout(limit.as_millis() as u64).into_response(),
+            }
+        }
+    };
+    let response = restate_plain_errors(response).await;
+    let route = route.as_ref().map_or("unmatched", |r| r.as_str());
     let metrics = &state.metrics;
     metrics
         .http_requests
-        .with_label_values(&[route.as_str(), method.as_str(), status.as_str()])
+        .with_label_values(&[route, method.as_str(), response.status().as_str()])
         .inc();
     metrics
         .http_duration
-        .with_label_values(&[route.as_str(), method.as_str()])
+        .with_label_values(&[route, method.as_str()])
         .observe(started.elapsed().as_secs_f64());
     response
 }
 
-/// Restates any error response that is not problem+json yet (a rejection
+/// Restates an error response that is not problem+json yet (a rejection
 /// from axum or a layer) as one, keeping its status and headers.
-async fn problem_errors(request: Request, next: Next) -> Response {
-    let response = next.run(request).await;
+async fn restate_plain_errors(response: Response) -> Response {
     let status = response.status();
     // Plain-text or empty bodies are rejections to restate; a JSON body
     // (problem documents, /healthz's 503) is already an answer.
@@ -171,20 +179,6 @@ async fn problem_errors(request: Request, next: Next) -> Response {
         }
     }
     restated
-}
-
-/// Every request but the long-lived streams finishes within
-/// `gateway.http.request_timeout_ms` (408), body upload included.
-async fn bounded_time(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let streaming = matches!(request.uri().path(), "/subscribe" | "/events");
-    if streaming {
-        return next.run(request).await;
-    }
-    let limit = state.config.gateway.http.request_timeout();
-    match tokio::time::timeout(limit, next.run(request)).await {
-        Ok(response) => response,
-        Err(_) => ApiError::Timeout(limit.as_millis() as u64).into_response(),
-    }
 }
 
 /// CORS for `cors.allowed_origins`; with none configured, no cross-origin
