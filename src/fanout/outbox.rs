@@ -134,14 +134,17 @@ impl Outbox {
                 if s.close.is_some() {
                     return false;
                 }
-                let fits = s.messages.is_empty()
+                let was_empty = s.messages.is_empty();
+                let fits = was_empty
                     || (s.messages.len() < self.limits.max_messages
                         && s.bytes + frame.len() <= self.limits.max_bytes);
                 if fits {
                     s.bytes += frame.len();
                     s.messages.push_back(frame);
                     drop(s);
-                    self.ready.notify_one();
+                    if was_empty {
+                        self.ready.notify_one();
+                    }
                     return true;
                 }
             }
