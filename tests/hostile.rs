@@ -137,6 +137,31 @@ async fn slow_loris_clients_are_cut_off() {
 }
 
 #[tokio::test]
+async fn idle_keep_alive_connections_close_after_the_header_read_timeout() {
+    let nats = NatsServer::start().await;
+    let app = spawn_app_with(&nats.url(), |c| c.gateway.http.header_read_timeout_ms = 300).await;
+    let mut tcp = TcpStream::connect(app.addr).await.unwrap();
+    tcp.write_all(b"GET /livez HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut head = [0u8; 12];
+    tcp.read_exact(&mut head).await.unwrap();
+    assert_eq!(&head, b"HTTP/1.1 200");
+    let answered = Instant::now();
+    // Rest of the response, then EOF once the idle connection is closed.
+    let mut rest = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), tcp.read_to_end(&mut rest))
+        .await
+        .expect("the idle connection is closed")
+        .unwrap();
+    assert!(
+        answered.elapsed() >= Duration::from_millis(250),
+        "kept open while idle for about the timeout, closed after {:?}",
+        answered.elapsed()
+    );
+}
+
+#[tokio::test]
 async fn connections_over_the_limit_are_closed_at_once() {
     let nats = NatsServer::start().await;
     // No `ready()`: its HTTP client would keep pooled connections open.

@@ -87,7 +87,12 @@ async fn gateway_memory_fds_and_tasks_stay_flat_under_load_and_churn() {
         .to_owned();
     std::thread::spawn(move || for _ in lines {});
     let base = format!("http://{addr}");
-    let http = reqwest::Client::new();
+    // Idle pooled connections are dropped before the gateway's idle
+    // keep-alive timeout (header_read_timeout_ms, 10 s) would close them.
+    let http = reqwest::Client::builder()
+        .pool_idle_timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
     wait_until(
         Duration::from_secs(15),
         "the gateway is healthy",

@@ -64,6 +64,8 @@ pub struct HttpSettings {
     /// Bound on one non-streaming request (408 past it).
     pub request_timeout_ms: u64,
     /// A client must send its request headers within this time (slow-loris).
+    /// The clock starts when the connection waits for its next request, so
+    /// this is also the idle keep-alive timeout.
     pub header_read_timeout_ms: u64,
     /// Largest request head (request line + headers); 431 past it.
     pub max_header_bytes: usize,
