@@ -20,13 +20,17 @@ pub struct StoredAt {
     pub time: Option<String>,
 }
 
+const MESSAGE_PREFIX: &str = r#"{"type":"message","subject":"#;
+
 /// One encoded frame, ready to send.
 #[derive(Debug, Clone)]
 pub struct Frame {
     /// The frame's `type` (`message`, `caught_up`, ...): the SSE event name.
     pub kind: &'static str,
-    /// The message subject (conflation key); `None` for control frames.
-    pub subject: Option<async_nats::Subject>,
+    /// End of the subject's JSON string in `text` (0 for control frames).
+    /// An offset rather than a copy of the subject: a frame is cloned once
+    /// per subscriber, and every reference count costs at fan-out rates.
+    subject_end: u32,
     /// Stream sequence, for SSE `id:` lines.
     pub seq: Option<u64>,
     pub text: Utf8Bytes,
@@ -41,6 +45,14 @@ impl Frame {
         self.text.is_empty()
     }
 
+    /// The message's subject as written in the frame (a JSON string body,
+    /// escaped where needed); `None` for control frames. Escaping is
+    /// one-to-one, so this serves as the conflation key as it is.
+    pub fn subject_key(&self) -> Option<&str> {
+        let end = self.subject_end as usize;
+        (end > 0).then(|| &self.text[MESSAGE_PREFIX.len() + 1..end - 1])
+    }
+
     /// Encodes a NATS message: a JSON payload is embedded as JSON, other
     /// UTF-8 as a string with `"encoding":"text"`, anything else as base64
     /// with `"encoding":"base64"`.
@@ -51,8 +63,10 @@ impl Frame {
         stored: Option<&StoredAt>,
     ) -> Frame {
         let mut out = String::with_capacity(payload.len() + subject.len() + 96);
-        out.push_str(r#"{"type":"message","subject":"#);
+        out.push_str(MESSAGE_PREFIX);
         push_json_string(&mut out, subject.as_str());
+        // Subjects are bounded far below 4 GiB by the NATS payload limit.
+        let subject_end = u32::try_from(out.len()).expect("subject fits in u32");
         if let Some(at) = stored {
             out.push_str(r#","stream":"#);
             push_json_string(&mut out, &at.stream);
@@ -83,7 +97,7 @@ impl Frame {
         out.push('}');
         Frame {
             kind: "message",
-            subject: Some(subject.clone()),
+            subject_end,
             seq: stored.map(|s| s.seq),
             text: Utf8Bytes::from(out),
         }
@@ -94,7 +108,7 @@ impl Frame {
         let text = serde_json::to_string(frame).expect("control frames serialize");
         Frame {
             kind: frame.kind(),
-            subject: None,
+            subject_end: 0,
             seq: None,
             text: Utf8Bytes::from(text),
         }
@@ -258,6 +272,21 @@ mod tests {
         let subject = async_nats::Subject::from("trade.okx.spot.BTC-USDT");
         let frame = Frame::message(&subject, payload, headers, None);
         serde_json::from_str(frame.text.as_str()).expect("frames are JSON")
+    }
+
+    #[test]
+    fn subject_key_is_the_subject_for_messages_and_none_for_control_frames() {
+        for subject in ["trade.okx.spot.BTC-USDT", "a", r#"odd."quoted".\\"#] {
+            let frame = Frame::message(&subject.into(), b"1", None, None);
+            let escaped = serde_json::to_string(subject).unwrap();
+            assert_eq!(
+                frame.subject_key(),
+                Some(&escaped[1..escaped.len() - 1]),
+                "{subject}"
+            );
+        }
+        let pong = Frame::control(&ServerFrame::Pong { id: None });
+        assert_eq!(pong.subject_key(), None);
     }
 
     #[test]

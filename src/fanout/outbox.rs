@@ -254,16 +254,13 @@ impl Outbox {
 fn conflate(s: &mut State, frame: Frame, limits: &OutboxLimits) -> Pushed {
     let old: Vec<Frame> = s.messages.drain(..).collect();
     let mut seen = std::collections::HashSet::new();
-    if let Some(subject) = &frame.subject {
-        seen.insert(subject.as_str());
+    if let Some(subject) = frame.subject_key() {
+        seen.insert(subject);
     }
     // Walk newest to oldest, keeping the first (newest) frame per subject.
     let mut keep = vec![false; old.len()];
     for (i, f) in old.iter().enumerate().rev() {
-        keep[i] = f
-            .subject
-            .as_ref()
-            .is_none_or(|subject| seen.insert(subject.as_str()));
+        keep[i] = f.subject_key().is_none_or(|subject| seen.insert(subject));
     }
     s.messages = old
         .into_iter()
