@@ -3,6 +3,7 @@
 mod ops;
 mod query;
 mod session;
+mod socket;
 
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::{RawQuery, State, WebSocketUpgrade};

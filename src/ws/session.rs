@@ -8,12 +8,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
-use futures::stream::{SplitSink, SplitStream};
-use futures::{SinkExt, StreamExt};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 
 use super::ops::Session;
+use super::socket::SharedSocket;
 use crate::app::AppState;
 use crate::auth::{ConnectionGuard, Principal};
 use crate::config::SlowConsumerPolicy;
@@ -59,7 +58,7 @@ pub async fn run(
     ));
     let metrics = state.metrics.clone();
     let _open = GaugeGuard::new(metrics.connections.with_label_values(&["ws"]));
-    let (sink, stream) = socket.split();
+    let socket = SharedSocket::new(socket);
     let done = CancellationToken::new();
     let last_seen = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
@@ -72,7 +71,7 @@ pub async fn run(
         Box::pin(session.subscribe(req, None)).await;
     }
     let writer = write_loop(
-        sink,
+        &socket,
         outbox.clone(),
         state.shutdown.clone(),
         done.clone(),
@@ -84,7 +83,7 @@ pub async fn run(
         },
         metrics.clone(),
     );
-    let reader = read_loop(stream, &mut session, done.clone(), started, last_seen);
+    let reader = read_loop(&socket, &mut session, done.clone(), started, last_seen);
     // The writer ends the socket; the reader hands it the close reason.
     tokio::join!(writer, reader);
     session.leave_all().await;
@@ -105,7 +104,7 @@ impl Liveness {
 }
 
 async fn write_loop(
-    mut sink: SplitSink<WebSocket, Message>,
+    socket: &SharedSocket,
     outbox: Arc<Outbox>,
     shutdown: CancellationToken,
     done: CancellationToken,
@@ -130,13 +129,7 @@ async fn write_loop(
                 Batch::Close(reason) => break Some(reason),
                 Batch::Frames => {
                     let count = batch.len() as u64;
-                    let write = async {
-                        for frame in batch.drain(..) {
-                            sink.feed(Message::Text(frame.text)).await?;
-                        }
-                        sink.flush().await
-                    };
-                    match tokio::time::timeout(stall, write).await {
+                    match tokio::time::timeout(stall, socket.write_frames(&mut batch)).await {
                         Ok(Ok(())) => frames_sent.inc_by(count),
                         Ok(Err(_)) => break None,
                         Err(_) => break Some(PING_TIMEOUT),
@@ -147,7 +140,7 @@ async fn write_loop(
                 if live.silent_for() > live.interval + live.timeout {
                     break Some(PING_TIMEOUT);
                 }
-                let sent = tokio::time::timeout(stall, sink.send(Message::Ping(Default::default()))).await;
+                let sent = tokio::time::timeout(stall, socket.send(Message::Ping(Default::default()))).await;
                 if !matches!(sent, Ok(Ok(()))) {
                     break Some(PING_TIMEOUT);
                 }
@@ -166,16 +159,16 @@ async fn write_loop(
         // Best effort and bounded: a dead peer must not hold shutdown.
         let _ = tokio::time::timeout(
             Duration::from_secs(1),
-            sink.send(Message::Close(Some(frame))),
+            socket.send(Message::Close(Some(frame))),
         )
         .await;
     }
-    let _ = tokio::time::timeout(Duration::from_secs(1), sink.close()).await;
+    let _ = tokio::time::timeout(Duration::from_secs(1), socket.close()).await;
     done.cancel();
 }
 
 async fn read_loop(
-    mut stream: SplitStream<WebSocket>,
+    socket: &SharedSocket,
     session: &mut Session,
     done: CancellationToken,
     started: Instant,
@@ -189,7 +182,7 @@ async fn read_loop(
                 session.send_ack(reply);
                 continue;
             }
-            next = stream.next(), if session.can_accept_ops() => next,
+            next = socket.next(), if session.can_accept_ops() => next,
         };
         last_seen.store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
         match next {
