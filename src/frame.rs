@@ -2,22 +2,22 @@
 //! WebSocket and SSE. A NATS message is encoded once into a [`Frame`] and
 //! the same reference-counted bytes go to every subscriber.
 
-use std::sync::Arc;
-
 use axum::extract::ws::Utf8Bytes;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::Serialize;
 
 use crate::protocol::ItemError;
+use crate::streams::convert::push_rfc3339;
 
 /// Where a stored message sits in its stream (JetStream deliveries only).
-#[derive(Debug, Clone)]
-pub struct StoredAt {
-    pub stream: Arc<str>,
+/// Borrowed and unformatted: it only lives while its frame is encoded.
+#[derive(Debug, Clone, Copy)]
+pub struct StoredAt<'a> {
+    pub stream: &'a str,
     pub seq: u64,
-    /// Stored timestamp, RFC 3339.
-    pub time: Option<String>,
+    /// When the stream stored it.
+    pub time: Option<time::OffsetDateTime>,
 }
 
 const MESSAGE_PREFIX: &str = r#"{"type":"message","subject":"#;
@@ -60,7 +60,7 @@ impl Frame {
         subject: &async_nats::Subject,
         payload: &[u8],
         headers: Option<&async_nats::HeaderMap>,
-        stored: Option<&StoredAt>,
+        stored: Option<&StoredAt<'_>>,
     ) -> Frame {
         let mut out = String::with_capacity(payload.len() + subject.len() + 96);
         out.push_str(MESSAGE_PREFIX);
@@ -69,12 +69,13 @@ impl Frame {
         let subject_end = u32::try_from(out.len()).expect("subject fits in u32");
         if let Some(at) = stored {
             out.push_str(r#","stream":"#);
-            push_json_string(&mut out, &at.stream);
+            push_json_string(&mut out, at.stream);
             out.push_str(r#","seq":"#);
-            out.push_str(&at.seq.to_string());
+            out.push_str(itoa::Buffer::new().format(at.seq));
             if let Some(time) = &at.time {
-                out.push_str(r#","time":"#);
-                push_json_string(&mut out, time);
+                out.push_str(r#","time":""#);
+                push_rfc3339(&mut out, time);
+                out.push('"');
             }
         }
         out.push_str(r#","data":"#);
@@ -348,15 +349,21 @@ mod tests {
     fn stored_messages_carry_stream_seq_and_time() {
         let subject = async_nats::Subject::from("funding_rate.okx.perpetual.BTC-USDT");
         let at = StoredAt {
-            stream: Arc::from("MARKET_DATA"),
+            stream: "MARKET_DATA",
             seq: 7,
-            time: Some("2026-11-26T10:00:00Z".into()),
+            time: Some(
+                time::OffsetDateTime::from_unix_timestamp_nanos(1_795_687_200_250_000_000).unwrap(),
+            ),
         };
         let frame = Frame::message(&subject, b"{}", None, Some(&at));
         let v: Value = serde_json::from_str(frame.text.as_str()).unwrap();
         assert_eq!(
             (v["stream"].as_str(), v["seq"].as_u64(), v["time"].as_str()),
-            (Some("MARKET_DATA"), Some(7), Some("2026-11-26T10:00:00Z"))
+            (
+                Some("MARKET_DATA"),
+                Some(7),
+                Some("2026-11-26T10:00:00.25Z")
+            )
         );
         assert_eq!(frame.seq, Some(7));
     }

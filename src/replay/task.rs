@@ -12,7 +12,6 @@ use crate::error::ApiError;
 use crate::fanout::Outbox;
 use crate::frame::{Frame, ServerFrame, StoredAt};
 use crate::streams::About;
-use crate::streams::convert::rfc3339;
 use crate::subject::SubjectPattern;
 
 /// Messages fetched per pull: the most a replay holds besides the outbox.
@@ -136,9 +135,9 @@ pub async fn run(
         let Ok(info) = msg.info() else { continue };
         let (seq, left) = (info.stream_sequence, info.pending);
         let at = StoredAt {
-            stream: stream.clone(),
+            stream: &stream,
             seq,
-            time: Some(rfc3339(&info.published)),
+            time: Some(info.published),
         };
         let frame = Frame::message(&msg.subject, &msg.payload, msg.headers.as_ref(), Some(&at));
         if !caught_up && seq > target {
