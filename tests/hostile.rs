@@ -24,6 +24,18 @@ async fn raw(app: &TestApp, request: &[u8], wait: Duration) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// A raw keep-alive connection that has had one `GET /livez` answered 200.
+async fn keep_alive_livez(app: &TestApp) -> TcpStream {
+    let mut tcp = TcpStream::connect(app.addr).await.unwrap();
+    tcp.write_all(b"GET /livez HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut head = [0u8; 12];
+    tcp.read_exact(&mut head).await.unwrap();
+    assert_eq!(&head, b"HTTP/1.1 200");
+    tcp
+}
+
 #[tokio::test]
 async fn malformed_subjects_in_the_path_are_400_and_never_published() {
     let nats = NatsServer::start().await;
@@ -140,13 +152,7 @@ async fn slow_loris_clients_are_cut_off() {
 async fn idle_keep_alive_connections_close_after_the_header_read_timeout() {
     let nats = NatsServer::start().await;
     let app = spawn_app_with(&nats.url(), |c| c.gateway.http.header_read_timeout_ms = 300).await;
-    let mut tcp = TcpStream::connect(app.addr).await.unwrap();
-    tcp.write_all(b"GET /livez HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .unwrap();
-    let mut head = [0u8; 12];
-    tcp.read_exact(&mut head).await.unwrap();
-    assert_eq!(&head, b"HTTP/1.1 200");
+    let mut tcp = keep_alive_livez(&app).await;
     let answered = Instant::now();
     // Rest of the response, then EOF once the idle connection is closed.
     let mut rest = Vec::new();
@@ -168,14 +174,7 @@ async fn connections_over_the_limit_are_closed_at_once() {
     let app = spawn_app_with(&nats.url(), |c| c.gateway.http.max_connections = 3).await;
     let mut held = Vec::new();
     for _ in 0..3 {
-        let mut tcp = TcpStream::connect(app.addr).await.unwrap();
-        tcp.write_all(b"GET /livez HTTP/1.1\r\nHost: x\r\n\r\n")
-            .await
-            .unwrap();
-        let mut buf = [0u8; 12];
-        tcp.read_exact(&mut buf).await.unwrap();
-        assert_eq!(&buf, b"HTTP/1.1 200");
-        held.push(tcp);
+        held.push(keep_alive_livez(&app).await);
     }
     let answer = raw(
         &app,
