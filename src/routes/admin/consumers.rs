@@ -75,7 +75,7 @@ fn parse_consumer(name: &str) -> Result<ConsumerName, ApiError> {
 
 /// List a stream's consumers.
 #[utoipa::path(get, path = "/admin/streams/{name}/consumers", tag = "admin",
-    params(("name" = String, Path, description = "Stream name")),
+    params(super::params::StreamPath),
     responses(
         (status = 200, description = "The consumers", body = Vec<ConsumerView>),
         (status = 400, description = "`invalid_name`", body = Problem, content_type = "application/problem+json"),
@@ -107,7 +107,7 @@ pub async fn list_consumers(
 /// Fields follow the seed's `lsr_subscriber.consumer_config` (durations in
 /// seconds).
 #[utoipa::path(post, path = "/admin/streams/{name}/consumers", tag = "admin",
-    params(("name" = String, Path, description = "Stream name")),
+    params(super::params::StreamPath),
     request_body(content = ConsumerSpec, description = "Consumer definition; `durable_name` is required"),
     responses(
         (status = 201, description = "Created", body = ConsumerView),
@@ -167,7 +167,7 @@ pub async fn create_consumer(
 
 /// Get one consumer.
 #[utoipa::path(get, path = "/admin/streams/{name}/consumers/{consumer}", tag = "admin",
-    params(("name" = String, Path, description = "Stream name"), ("consumer" = String, Path, description = "Consumer name")),
+    params(super::params::StreamPath, super::params::ConsumerPath),
     responses(
         (status = 200, description = "The consumer", body = ConsumerView),
         (status = 400, description = "`invalid_name`", body = Problem, content_type = "application/problem+json"),
@@ -192,7 +192,7 @@ pub async fn get_consumer(
 
 /// Delete a consumer.
 #[utoipa::path(delete, path = "/admin/streams/{name}/consumers/{consumer}", tag = "admin",
-    params(("name" = String, Path, description = "Stream name"), ("consumer" = String, Path, description = "Consumer name")),
+    params(super::params::StreamPath, super::params::ConsumerPath),
     responses(
         (status = 204, description = "Deleted"),
         (status = 400, description = "`invalid_name`", body = Problem, content_type = "application/problem+json"),

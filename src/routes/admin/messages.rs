@@ -60,7 +60,7 @@ fn stored(stream: &str, msg: async_nats::jetstream::message::StreamMessage) -> S
 
 /// Get a stored message by sequence.
 #[utoipa::path(get, path = "/admin/streams/{name}/messages/{seq}", tag = "admin",
-    params(("name" = String, Path, description = "Stream name"), ("seq" = u64, Path, description = "Stream sequence")),
+    params(super::params::StreamPath, ("seq" = u64, Path, description = "Stream sequence")),
     responses(
         (status = 200, description = "The message", body = StoredMessage),
         (status = 400, description = "`invalid_name`", body = Problem, content_type = "application/problem+json"),
@@ -82,7 +82,7 @@ pub async fn get_message(
 
 /// Delete a stored message by sequence.
 #[utoipa::path(delete, path = "/admin/streams/{name}/messages/{seq}", tag = "admin",
-    params(("name" = String, Path, description = "Stream name"), ("seq" = u64, Path, description = "Stream sequence")),
+    params(super::params::StreamPath, ("seq" = u64, Path, description = "Stream sequence")),
     responses(
         (status = 204, description = "Deleted"),
         (status = 400, description = "`invalid_name`", body = Problem, content_type = "application/problem+json"),
@@ -104,7 +104,7 @@ pub async fn delete_message(
 
 /// Get the newest stored message on a literal subject.
 #[utoipa::path(get, path = "/admin/streams/{name}/messages/last/{subject}", tag = "admin",
-    params(("name" = String, Path, description = "Stream name"), ("subject" = String, Path, description = "Literal subject")),
+    params(super::params::StreamPath, ("subject" = String, Path, description = "Literal subject")),
     responses(
         (status = 200, description = "The message", body = StoredMessage),
         (status = 400, description = "`invalid_name` or `invalid_subject`", body = Problem, content_type = "application/problem+json"),

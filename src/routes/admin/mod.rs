@@ -6,6 +6,7 @@
 
 mod consumers;
 mod messages;
+mod params;
 mod streams;
 
 use axum::extract::{ConnectInfo, Request, State};

@@ -218,7 +218,7 @@ pub async fn create_stream(
 
 /// Get one stream.
 #[utoipa::path(get, path = "/admin/streams/{name}", tag = "admin",
-    params(("name" = String, Path, description = "Stream name")),
+    params(super::params::StreamPath),
     responses(
         (status = 200, description = "The stream", body = StreamView),
         (status = 400, description = "`invalid_name`", body = Problem, content_type = "application/problem+json"),
@@ -247,7 +247,7 @@ pub async fn get_stream(
 /// exactly); keys left out keep theirs. Changes NATS cannot make in place
 /// (e.g. `storage`) are refused with its reason.
 #[utoipa::path(put, path = "/admin/streams/{name}", tag = "admin",
-    params(("name" = String, Path, description = "Stream name")),
+    params(super::params::StreamPath),
     request_body(content = StreamSpec, description = "Keys to change; `subjects` is required"),
     responses(
         (status = 200, description = "Updated", body = StreamView),
@@ -281,7 +281,7 @@ pub async fn update_stream(
 /// A stream the config declares is created again (empty) on the gateway's
 /// next reconnect.
 #[utoipa::path(delete, path = "/admin/streams/{name}", tag = "admin",
-    params(("name" = String, Path, description = "Stream name")),
+    params(super::params::StreamPath),
     responses(
         (status = 204, description = "Deleted"),
         (status = 400, description = "`invalid_name`", body = Problem, content_type = "application/problem+json"),
@@ -309,7 +309,7 @@ pub async fn delete_stream(
 /// subject (wildcards allowed); `keep` keeps the newest N; `seq` purges
 /// everything below that sequence. `keep` and `seq` exclude each other.
 #[utoipa::path(post, path = "/admin/streams/{name}/purge", tag = "admin",
-    params(("name" = String, Path, description = "Stream name")),
+    params(super::params::StreamPath),
     request_body(content = Option<PurgeRequest>, description = "What to purge"),
     responses(
         (status = 200, description = "Purged", body = PurgeResult),
