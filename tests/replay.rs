@@ -379,3 +379,48 @@ fn rss_bytes() -> u64 {
 fn urlencode(s: &str) -> String {
     form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
+
+/// async-nats recreates an ordered consumer that vanished (deleted, lost
+/// heartbeats, a cluster leader change); before the first delivery it
+/// recreates it with `DeliverPolicy::All`, which would replay the history
+/// the client did not ask for.
+#[tokio::test]
+async fn a_consumer_recreated_before_its_first_message_keeps_the_requested_start() {
+    for query in ["start_seq=4", "start_time=2100-01-01T00:00:00Z"] {
+        recreated_consumer_delivers_only_what_was_asked(query).await;
+    }
+}
+
+/// Three messages stored, a subscription (`query`) that asks for none of
+/// them, its consumer deleted before it delivered anything; the next
+/// message (seq 4) must be the first the client sees.
+async fn recreated_consumer_delivers_only_what_was_asked(query: &str) {
+    use futures::TryStreamExt;
+    let (_nats, app, js) = setup(None).await;
+    for i in 1..=3 {
+        store(&js, "funding_rate.x.y.z", i).await;
+    }
+    let mut ws = app.ws(&format!("subject=funding_rate.%3E&{query}")).await;
+    let (messages, _) = history(&mut ws).await;
+    assert!(messages.is_empty(), "{query}");
+    let stream = js.get_stream("MARKET_DATA").await.unwrap();
+    let consumers = || async {
+        let names: Vec<String> = stream.consumer_names().try_collect().await.unwrap();
+        names
+    };
+    let first = consumers().await;
+    assert_eq!(first.len(), 1, "{first:?}");
+    stream.delete_consumer(&first[0]).await.unwrap();
+    wait_until(
+        Duration::from_secs(30),
+        "the consumer is recreated",
+        || async {
+            let now = consumers().await;
+            now.len() == 1 && now != first
+        },
+    )
+    .await;
+    store(&js, "funding_rate.x.y.z", 4).await;
+    let f = ws.next_of_type("message").await;
+    assert_eq!(f["seq"], 4, "{query}: nothing older after the reset: {f}");
+}

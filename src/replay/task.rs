@@ -28,6 +28,12 @@ pub struct Prepared {
     pending: u64,
     /// A `gap` to report first: (requested start, last lost sequence).
     gap: Option<(u64, u64)>,
+    /// The first stream sequence the requested start allows. async-nats
+    /// recreates a vanished ordered consumer (deleted, heartbeats lost, a
+    /// new cluster leader) from its last delivered sequence, but with
+    /// `DeliverPolicy::All` when it had delivered nothing yet: older
+    /// messages it then sends are skipped here.
+    floor: u64,
     metrics: Arc<crate::metrics::Metrics>,
 }
 
@@ -67,6 +73,8 @@ pub async fn prepare(
     };
     let consumer = bus.api(stream.create_consumer(config), about).await?;
     let pending = consumer.cached_info().num_pending;
+    // A new consumer reports its starting point as "delivered up to start - 1".
+    let floor = consumer.cached_info().delivered.stream_sequence + 1;
     let _ = &mut stream;
     Ok(Prepared {
         stream: stream_name.clone(),
@@ -74,6 +82,7 @@ pub async fn prepare(
         target: state.last_sequence,
         pending,
         gap,
+        floor,
         metrics: bus.metrics().clone(),
     })
 }
@@ -94,6 +103,7 @@ pub async fn run(
         target,
         pending,
         gap,
+        floor,
         metrics,
     } = prepared;
     if let Some((from, to)) = gap {
@@ -134,6 +144,9 @@ pub async fn run(
         };
         let Ok(info) = msg.info() else { continue };
         let (seq, left) = (info.stream_sequence, info.pending);
+        if seq < floor {
+            continue;
+        }
         let at = StoredAt {
             stream: &stream,
             seq,
