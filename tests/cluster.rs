@@ -30,8 +30,16 @@ async fn gateway_for(cluster: &[NatsServer]) -> TestApp {
     })
     .await;
     app.wait_for_health(StatusCode::OK, WAIT).await;
+    let last = std::sync::Mutex::new(Value::Null);
     wait_until(WAIT, "the R3 stream exists", || async {
-        let status = app.healthz().await.1["streams"]["MARKET_DATA"]["status"].clone();
+        let report = app.healthz().await.1["streams"]["MARKET_DATA"].clone();
+        let status = report["status"].clone();
+        // Shown with the timeout's panic: why the stream is not there.
+        let mut last = last.lock().unwrap();
+        if *last != report {
+            eprintln!("MARKET_DATA: {report}");
+            *last = report;
+        }
         status == "created" || status == "in_sync"
     })
     .await;

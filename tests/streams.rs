@@ -395,3 +395,35 @@ async fn declared_consumer_is_created_with_the_seed_lsr_settings() {
     );
     assert_eq!(info.config.filter_subjects.len(), 2);
 }
+
+#[tokio::test]
+async fn a_declared_stream_that_failed_to_apply_is_retried_until_it_does() {
+    let nats = NatsServer::start().await;
+    // Another stream holds the subjects, so creating MARKET_DATA fails
+    // (as it does while a cluster cannot place an R3 stream yet).
+    let js = nats.jetstream().await;
+    js.create_stream(async_nats::jetstream::stream::Config {
+        name: "SQUATTER".into(),
+        subjects: vec!["funding_rate.>".into()],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let app = spawn_app_with(&nats.url(), |c| {
+        c.streams
+            .insert("MARKET_DATA".into(), spec(&["funding_rate.>"]));
+    })
+    .await;
+    let report = wait_for_stream_status(&app, "MARKET_DATA", "error").await;
+    assert!(
+        report["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("overlap"),
+        "{report}"
+    );
+    // Once the obstacle is gone, no reconnect or reload is needed.
+    js.delete_stream("SQUATTER").await.unwrap();
+    wait_for_stream_status(&app, "MARKET_DATA", "created").await;
+    js.get_stream("MARKET_DATA").await.unwrap();
+}

@@ -2,6 +2,7 @@
 //! JetStream reachability, stream sizes and the routing index.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::TryStreamExt;
 use tokio::time::{MissedTickBehavior, interval, timeout};
@@ -27,6 +28,10 @@ pub async fn run_monitor(
     // (connection number, declaration) last reconciled: a reconnect or a
     // reloaded config each ask for another run.
     let mut reconciled: Option<(u64, Arc<Reconciler>)> = None;
+    // A run that left errors is repeated, less often each time; a new
+    // connection or declaration starts over at once.
+    let mut retry = Backoff::new();
+    let mut attempted: Option<(u64, Arc<Reconciler>)> = None;
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -35,12 +40,28 @@ pub async fn run_monitor(
         }
         let connects = bus.status.borrow().connects;
         let current = reconciler.load();
-        let done = reconciled
-            .as_ref()
-            .is_some_and(|(n, r)| *n == connects && Arc::ptr_eq(r, &current));
-        if !done && connects > 0 && bus.ensure_connected().is_ok() {
+        let same = |seen: &Option<(u64, Arc<Reconciler>)>| {
+            seen.as_ref()
+                .is_some_and(|(n, r)| *n == connects && Arc::ptr_eq(r, &current))
+        };
+        let done = same(&reconciled);
+        if !same(&attempted) {
+            attempted = Some((connects, current.clone()));
+            retry = Backoff::new();
+        }
+        if !done && connects > 0 && retry.due() && bus.ensure_connected().is_ok() {
             match current.run(&bus).await {
-                Ok(()) => reconciled = Some((connects, current)),
+                Ok(()) if current.has_errors() => {
+                    let wait = retry.failed();
+                    tracing::warn!(
+                        retry_in_ms = wait.as_millis() as u64,
+                        "declared streams or consumers failed to apply; retrying"
+                    );
+                }
+                Ok(()) => {
+                    retry = Backoff::new();
+                    reconciled = Some((connects, current));
+                }
                 Err(err) => tracing::warn!(error = %err, "stream reconciliation postponed"),
             }
         }
@@ -99,5 +120,36 @@ impl Bus {
         }
         *self.stream_stats.write().unwrap_or_else(|e| e.into_inner()) = stats;
         Ok(routes)
+    }
+}
+
+/// When a failed reconciliation may run again: 1 s after the first
+/// failure, doubling up to a minute.
+struct Backoff {
+    next: Option<tokio::time::Instant>,
+    wait: Duration,
+}
+
+impl Backoff {
+    const FIRST: Duration = Duration::from_secs(1);
+    const MAX: Duration = Duration::from_secs(60);
+
+    fn new() -> Self {
+        Self {
+            next: None,
+            wait: Self::FIRST,
+        }
+    }
+
+    fn due(&self) -> bool {
+        self.next.is_none_or(|at| tokio::time::Instant::now() >= at)
+    }
+
+    /// Records a failure; returns the wait before the next attempt.
+    fn failed(&mut self) -> Duration {
+        let wait = self.wait;
+        self.next = Some(tokio::time::Instant::now() + wait);
+        self.wait = (wait * 2).min(Self::MAX);
+        wait
     }
 }

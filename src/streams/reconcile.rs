@@ -117,6 +117,20 @@ impl Reconciler {
             .clone()
     }
 
+    /// Whether the last run left a stream or consumer in `error`: not
+    /// applied for a reason that may pass, such as a cluster that has no
+    /// placement for an R3 stream until its peers have joined.
+    pub fn has_errors(&self) -> bool {
+        let failed = |reports: &RwLock<BTreeMap<String, SyncReport>>| {
+            reports
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .values()
+                .any(|r| r.status == SyncStatus::Error)
+        };
+        failed(&self.stream_reports) || failed(&self.consumer_reports)
+    }
+
     pub fn consumer_reports(&self) -> BTreeMap<String, SyncReport> {
         self.consumer_reports
             .read()
