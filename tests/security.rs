@@ -8,7 +8,7 @@ use std::time::Duration;
 use common::*;
 use futures::StreamExt;
 use message_broker::config::{AuthConfig, PermissionConfig, RateLimitConfig, TokenConfig};
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -70,6 +70,16 @@ async fn secured(adjust: impl FnOnce(&mut AuthConfig)) -> (NatsServer, TestApp) 
         .ready()
         .await;
     (nats, app)
+}
+
+/// `method path` without a body, as `token`.
+async fn call_as(app: &TestApp, method: Method, path: &str, token: &str) -> reqwest::Response {
+    app.http
+        .request(method, app.url(path))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
 }
 
 async fn publish_as(app: &TestApp, token: &str, subject: &str) -> reqwest::Response {
@@ -163,13 +173,7 @@ async fn publish_permissions_apply_to_every_publish_path() {
     let out: Value = res.json().await.unwrap();
     assert_eq!(out["results"][1]["error"]["code"], "forbidden", "per line");
 
-    let res = app
-        .http
-        .post(app.url("/request/trade.okx.x"))
-        .bearer_auth(COLLECTOR)
-        .send()
-        .await
-        .unwrap();
+    let res = call_as(&app, Method::POST, "/request/trade.okx.x", COLLECTOR).await;
     assert_eq!(problem(res).await.1, "forbidden");
 
     let mut ws = app
@@ -234,67 +238,43 @@ async fn a_wildcard_subscription_must_lie_inside_an_allowed_pattern() {
         .await;
     assert_eq!(ws.next_json().await["type"], "subscribed");
 
-    let res = app
-        .http
-        .get(app.url("/events?subject=trade.%3E"))
-        .bearer_auth(DASHBOARD)
-        .send()
-        .await
-        .unwrap();
+    let res = call_as(&app, Method::GET, "/events?subject=trade.%3E", DASHBOARD).await;
     assert_eq!(problem(res).await.1, "forbidden");
-    let res = app
-        .http
-        .get(app.url("/messages/latest/funding_rate.okx.perpetual.BTC"))
-        .bearer_auth(DASHBOARD)
-        .send()
-        .await
-        .unwrap();
+    let res = call_as(
+        &app,
+        Method::GET,
+        "/messages/latest/funding_rate.okx.perpetual.BTC",
+        DASHBOARD,
+    )
+    .await;
     assert_eq!(problem(res).await.1, "forbidden");
-    let res = app
-        .http
-        .get(app.url("/messages/latest/funding_rate.binance.perpetual.BTC"))
-        .bearer_auth(DASHBOARD)
-        .send()
-        .await
-        .unwrap();
+    let res = call_as(
+        &app,
+        Method::GET,
+        "/messages/latest/funding_rate.binance.perpetual.BTC",
+        DASHBOARD,
+    )
+    .await;
     assert_eq!(problem(res).await.1, "no_message", "allowed, just empty");
 }
 
 #[tokio::test]
 async fn admin_routes_need_an_admin_token() {
     let (_nats, app) = secured(|_| {}).await;
-    let res = app
-        .http
-        .get(app.url("/admin/streams"))
-        .bearer_auth(DASHBOARD)
-        .send()
-        .await
-        .unwrap();
+    let res = call_as(&app, Method::GET, "/admin/streams", DASHBOARD).await;
     let (status, code, _) = problem(res).await;
     assert_eq!(
         (status, code.as_str()),
         (StatusCode::FORBIDDEN, "forbidden")
     );
-    let res = app
-        .http
-        .get(app.url("/admin/streams"))
-        .bearer_auth(ADMIN)
-        .send()
-        .await
-        .unwrap();
+    let res = call_as(&app, Method::GET, "/admin/streams", ADMIN).await;
     assert_eq!(res.status(), StatusCode::OK);
 }
 
 #[tokio::test]
 async fn tickets_open_one_browser_socket_once_and_tokens_in_urls_are_refused() {
     let (_nats, app) = secured(|_| {}).await;
-    let res = app
-        .http
-        .post(app.url("/auth/ticket"))
-        .bearer_auth(DASHBOARD)
-        .send()
-        .await
-        .unwrap();
+    let res = call_as(&app, Method::POST, "/auth/ticket", DASHBOARD).await;
     assert_eq!(res.status(), StatusCode::OK);
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["expires_in"], 30);
@@ -319,13 +299,7 @@ async fn tickets_open_one_browser_socket_once_and_tokens_in_urls_are_refused() {
         "a ticket works once"
     );
 
-    let res = app
-        .http
-        .post(app.url("/auth/ticket"))
-        .bearer_auth(DASHBOARD)
-        .send()
-        .await
-        .unwrap();
+    let res = call_as(&app, Method::POST, "/auth/ticket", DASHBOARD).await;
     let ticket: Value = res.json().await.unwrap();
     let encoded: String =
         form_urlencoded::byte_serialize(ticket["ticket"].as_str().unwrap().as_bytes()).collect();
@@ -405,25 +379,19 @@ async fn reserved_subjects_need_an_explicit_grant() {
     })
     .await;
     let _keep = nats2;
-    let res = granted
-        .http
-        .post(granted.url("/request/$JS.API.INFO"))
-        .bearer_auth("ops-secret-4")
-        .send()
-        .await
-        .unwrap();
+    let res = call_as(
+        &granted,
+        Method::POST,
+        "/request/$JS.API.INFO",
+        "ops-secret-4",
+    )
+    .await;
     assert_eq!(
         res.status(),
         StatusCode::OK,
         "an explicit $JS.API.> grant opens the API"
     );
-    let res = granted
-        .http
-        .post(granted.url("/request/$JS.API.INFO"))
-        .bearer_auth(ADMIN)
-        .send()
-        .await
-        .unwrap();
+    let res = call_as(&granted, Method::POST, "/request/$JS.API.INFO", ADMIN).await;
     assert_eq!(
         problem(res).await.1,
         "forbidden",
