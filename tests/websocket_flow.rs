@@ -28,6 +28,20 @@ async fn burst(client: &async_nats::Client, subject: impl Fn(usize) -> String, n
     client.flush().await.unwrap();
 }
 
+/// A gateway whose sockets queue at most 64 messages, a NATS client to
+/// publish with, and one ready socket opened with `query`.
+async fn small_queue_socket(query: &str) -> (NatsServer, TestApp, async_nats::Client, WsClient) {
+    let nats = NatsServer::start().await;
+    let app = spawn_app_with(&nats.url(), |c| c.gateway.websocket.queue_max_messages = 64)
+        .await
+        .ready()
+        .await;
+    let client = nats.client().await;
+    let mut ws = app.ws(query).await;
+    ready(&mut ws).await;
+    (nats, app, client, ws)
+}
+
 #[tokio::test]
 async fn stalled_socket_under_a_50000_message_burst_does_not_delay_another_socket() {
     let nats = NatsServer::start().await;
@@ -67,14 +81,7 @@ async fn stalled_socket_under_a_50000_message_burst_does_not_delay_another_socke
 
 #[tokio::test]
 async fn drop_policy_drops_newest_and_reports_the_count_once_caught_up() {
-    let nats = NatsServer::start().await;
-    let app = spawn_app_with(&nats.url(), |c| c.gateway.websocket.queue_max_messages = 64)
-        .await
-        .ready()
-        .await;
-    let client = nats.client().await;
-    let mut stalled = app.ws("subject=burst.x&policy=drop").await;
-    ready(&mut stalled).await;
+    let (_nats, app, client, mut stalled) = small_queue_socket("subject=burst.x&policy=drop").await;
     let total = 20_000;
     burst(&client, |_| "burst.x".into(), total).await;
 
@@ -101,14 +108,7 @@ async fn drop_policy_drops_newest_and_reports_the_count_once_caught_up() {
 
 #[tokio::test]
 async fn conflate_policy_delivers_the_latest_message_of_every_subject() {
-    let nats = NatsServer::start().await;
-    let app = spawn_app_with(&nats.url(), |c| c.gateway.websocket.queue_max_messages = 64)
-        .await
-        .ready()
-        .await;
-    let client = nats.client().await;
-    let mut ws = app.ws("subject=book.%3E&policy=conflate").await;
-    ready(&mut ws).await;
+    let (_nats, app, client, mut ws) = small_queue_socket("subject=book.%3E&policy=conflate").await;
     let total = 20_000;
     burst(&client, |i| format!("book.S{}", i % 10), total).await;
     client.publish("book.end", "0".into()).await.unwrap();
@@ -147,14 +147,7 @@ async fn conflate_policy_delivers_the_latest_message_of_every_subject() {
 
 #[tokio::test]
 async fn close_policy_closes_a_slow_socket_with_1008() {
-    let nats = NatsServer::start().await;
-    let app = spawn_app_with(&nats.url(), |c| c.gateway.websocket.queue_max_messages = 64)
-        .await
-        .ready()
-        .await;
-    let client = nats.client().await;
-    let mut slow = app.ws("subject=burst.x&policy=close").await;
-    ready(&mut slow).await;
+    let (_nats, app, client, mut slow) = small_queue_socket("subject=burst.x&policy=close").await;
     burst(&client, |_| "burst.x".into(), 20_000).await;
     assert_eq!(slow.expect_close().await, (1008, "slow consumer".into()));
     assert_eq!(app.state.metrics.slow_consumer_closes.get(), 1);
