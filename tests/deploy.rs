@@ -162,25 +162,7 @@ async fn alerts_name_metrics_the_gateway_exports() {
     );
 
     let nats = NatsServer::start().await;
-    let app = spawn_app_with(&nats.url(), |c| {
-        c.streams.insert(
-            "MARKET_DATA".into(),
-            message_broker::config::StreamSpec {
-                subjects: vec!["funding_rate.>".into()],
-                ..Default::default()
-            },
-        );
-    })
-    .await
-    .ready()
-    .await;
-    wait_until(
-        std::time::Duration::from_secs(10),
-        "the stream is declared",
-        || async { app.healthz().await.1["streams"]["MARKET_DATA"]["status"] == "created" },
-    )
-    .await;
-    app.refresh_routes().await;
+    let app = spawn_app_with_market_data(&nats.url()).await;
     // Labelled families appear once they have a sample.
     app.publish("a.b", "1").await;
     app.get("/livez").await;

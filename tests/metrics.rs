@@ -31,24 +31,7 @@ fn sample(text: &str, prefix: &str) -> Option<f64> {
 #[tokio::test]
 async fn metrics_count_requests_publishes_acks_sockets_and_streams() {
     let nats = NatsServer::start().await;
-    let app = spawn_app_with(&nats.url(), |c| {
-        c.streams.insert(
-            "MARKET_DATA".into(),
-            message_broker::config::StreamSpec {
-                subjects: vec!["funding_rate.>".into()],
-                ..Default::default()
-            },
-        );
-    })
-    .await
-    .ready()
-    .await;
-    wait_until(
-        Duration::from_secs(10),
-        "the stream is declared",
-        || async { app.healthz().await.1["streams"]["MARKET_DATA"]["status"] == "created" },
-    )
-    .await;
+    let app = spawn_app_with_market_data(&nats.url()).await;
     assert_eq!(
         app.publish("funding_rate.okx.perpetual.BTC", "{}")
             .await

@@ -42,6 +42,31 @@ pub async fn spawn_app(nats_url: &str) -> TestApp {
 }
 
 /// Starts the gateway after letting the test adjust the config.
+/// A ready gateway that declares MARKET_DATA on `funding_rate.>`, returned
+/// once it has created the stream and loaded its routes.
+pub async fn spawn_app_with_market_data(nats_url: &str) -> TestApp {
+    let app = spawn_app_with(nats_url, |c| {
+        c.streams.insert(
+            "MARKET_DATA".into(),
+            message_broker::config::StreamSpec {
+                subjects: vec!["funding_rate.>".into()],
+                ..Default::default()
+            },
+        );
+    })
+    .await
+    .ready()
+    .await;
+    wait_until(
+        Duration::from_secs(10),
+        "the stream is declared",
+        || async { app.healthz().await.1["streams"]["MARKET_DATA"]["status"] == "created" },
+    )
+    .await;
+    app.refresh_routes().await;
+    app
+}
+
 pub async fn spawn_app_with(nats_url: &str, adjust: impl FnOnce(&mut Config)) -> TestApp {
     let mut config = test_config(nats_url);
     adjust(&mut config);

@@ -10,7 +10,9 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 #[allow(unused_imports)]
-pub use app::{TestApp, problem, spawn_app, spawn_app_with, test_config};
+pub use app::{
+    TestApp, problem, spawn_app, spawn_app_with, spawn_app_with_market_data, test_config,
+};
 #[allow(unused_imports)]
 pub use nats::{NatsServer, nats_server_bin, start_cluster, unused_port};
 #[allow(unused_imports)]
