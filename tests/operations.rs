@@ -123,14 +123,17 @@ async fn reload_applies_new_tokens_and_streams_without_dropping_connections() {
         .await
         .unwrap();
     assert_eq!(ws.next_json().await["type"], "subscribed");
-    let res = app
-        .http
-        .post(app.url("/publish/b.x"))
-        .bearer_auth("secret-b")
-        .body("1")
-        .send()
-        .await
-        .unwrap();
+    // The same request before and after the reload.
+    let publish_as_b = || async {
+        app.http
+            .post(app.url("/publish/b.x"))
+            .bearer_auth("secret-b")
+            .body("1")
+            .send()
+            .await
+            .unwrap()
+    };
+    let res = publish_as_b().await;
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
 
     let mut fresh = (*app.state.config).clone();
@@ -156,14 +159,7 @@ async fn reload_applies_new_tokens_and_streams_without_dropping_connections() {
         "what a reload cannot apply is reported"
     );
 
-    let res = app
-        .http
-        .post(app.url("/publish/b.x"))
-        .bearer_auth("secret-b")
-        .body("1")
-        .send()
-        .await
-        .unwrap();
+    let res = publish_as_b().await;
     assert!(
         res.status().is_success(),
         "the new token works: {}",
