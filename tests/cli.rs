@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use common::*;
@@ -105,16 +105,7 @@ async fn binary_serves_with_env_nats_url_and_exits_0_on_sigterm() {
     let (_dir, path) = write_config(
         "service: {host: 127.0.0.1, port: 0}\nnats_client: {nats_url: 'nats://127.0.0.1:1'}\nlogging: {format: json}\n",
     );
-    let mut child = Command::new(BIN)
-        .arg("-c")
-        .arg(&path)
-        .env("MARKETPRISM_NATS_URL", nats.url())
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let lines = log_lines(child.stdout.take().unwrap());
+    let (mut child, lines) = spawn_binary(&path, &[("MARKETPRISM_NATS_URL", &nats.url())]);
     let addr = wait_for_log(&lines, "listening")["addr"]
         .as_str()
         .unwrap()
@@ -163,15 +154,7 @@ async fn sighup_reloads_declared_streams_from_the_file() {
         )
     };
     let (_dir, path) = write_config(&config("{}"));
-    let mut child = Command::new(BIN)
-        .arg("-c")
-        .arg(&path)
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let lines = log_lines(child.stdout.take().unwrap());
+    let (mut child, lines) = spawn_binary(&path, &[]);
     wait_for_log(&lines, "listening");
     let js = nats.jetstream().await;
     std::fs::write(&path, config("{HUPPED: {subjects: ['hup.>']}}")).unwrap();

@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -71,16 +70,8 @@ async fn gateway_memory_fds_and_tasks_stay_flat_under_load_and_churn() {
         ),
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_message-broker"))
-        .arg("-c")
-        .arg(&config)
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let (mut child, lines) = spawn_binary(&config, &[("RUST_LOG", "info")]);
     let pid = child.id();
-    let lines = log_lines(child.stdout.take().unwrap());
     let addr = wait_for_log(&lines, "listening")["addr"]
         .as_str()
         .unwrap()

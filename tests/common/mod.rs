@@ -104,6 +104,26 @@ pub async fn subscribe(client: &async_nats::Client, subject: &str) -> async_nats
     sub
 }
 
+/// The gateway binary run as `message-broker -c config` with `RUST_LOG`
+/// unset and then `env` applied; its stdout (the JSON log) comes back as
+/// lines.
+pub fn spawn_binary(
+    config: &std::path::Path,
+    env: &[(&str, &str)],
+) -> (std::process::Child, std::sync::mpsc::Receiver<String>) {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_message-broker"))
+        .arg("-c")
+        .arg(config)
+        .env_remove("RUST_LOG")
+        .envs(env.iter().copied())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("the gateway binary starts");
+    let lines = log_lines(child.stdout.take().expect("piped stdout"));
+    (child, lines)
+}
+
 /// The child's stdout lines, read on a thread.
 pub fn log_lines(stdout: std::process::ChildStdout) -> std::sync::mpsc::Receiver<String> {
     let (tx, rx) = std::sync::mpsc::channel();
