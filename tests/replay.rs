@@ -216,17 +216,13 @@ async fn start_before_the_first_stored_sequence_sends_a_gap_first() {
 #[tokio::test]
 async fn replay_of_a_subject_no_stream_stores_is_not_replayable() {
     let (_nats, app, _js) = setup(None).await;
-    let err = app
-        .try_ws("subject=orderbook.%3E&deliver=all")
-        .await
-        .err()
-        .expect("refused");
-    let tokio_tungstenite::tungstenite::Error::Http(res) = err else {
-        panic!("{err}")
-    };
-    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
-    let body: Value = serde_json::from_slice(res.body().as_ref().unwrap()).unwrap();
-    assert_eq!(body["code"], "not_replayable");
+    let (status, code) = app
+        .ws_refused("subject=orderbook.%3E&deliver=all", &[])
+        .await;
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::BAD_REQUEST, "not_replayable")
+    );
 
     let mut ws = app.ws("").await;
     ws.send_json(json!({"op": "subscribe", "subject": "orderbook.>", "deliver": "last", "id": 1}))

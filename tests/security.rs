@@ -217,15 +217,10 @@ async fn a_wildcard_subscription_must_lie_inside_an_allowed_pattern() {
             .await
             .is_ok()
     );
-    let err = app
-        .try_ws_with("subject=trade.%3E", &[("authorization", &auth)])
-        .await
-        .err()
-        .unwrap();
-    let tokio_tungstenite::tungstenite::Error::Http(res) = err else {
-        panic!("{err}")
-    };
-    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    let (status, _) = app
+        .ws_refused("subject=trade.%3E", &[("authorization", &auth)])
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
 
     let mut ws = app
         .try_ws_with("", &[("authorization", &auth)])
@@ -285,19 +280,10 @@ async fn tickets_open_one_browser_socket_once_and_tokens_in_urls_are_refused() {
         .ws(&format!("subject=trade.binance.%3E&ticket={encoded}"))
         .await;
     assert_eq!(ws.next_json().await["type"], "subscribed");
-    let err = app
-        .try_ws(&format!("subject=trade.binance.%3E&ticket={encoded}"))
-        .await
-        .err()
-        .unwrap();
-    let tokio_tungstenite::tungstenite::Error::Http(res) = err else {
-        panic!("{err}")
-    };
-    assert_eq!(
-        res.status(),
-        StatusCode::UNAUTHORIZED,
-        "a ticket works once"
-    );
+    let (status, _) = app
+        .ws_refused(&format!("subject=trade.binance.%3E&ticket={encoded}"), &[])
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "a ticket works once");
 
     let res = call_as(&app, Method::POST, "/auth/ticket", DASHBOARD).await;
     let ticket: Value = res.json().await.unwrap();
@@ -314,11 +300,8 @@ async fn tickets_open_one_browser_socket_once_and_tokens_in_urls_are_refused() {
         format!("subject=trade.binance.%3E&token={DASHBOARD}"),
         format!("subject=a&access_token={DASHBOARD}"),
     ] {
-        let err = app.try_ws(&query).await.err().unwrap();
-        let tokio_tungstenite::tungstenite::Error::Http(res) = err else {
-            panic!("{err}")
-        };
-        assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "{query}");
+        let (status, _) = app.ws_refused(&query, &[]).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{query}");
     }
     let res = app
         .http
@@ -485,15 +468,8 @@ async fn connection_and_subscription_quotas_per_token() {
         .await
         .unwrap();
     assert_eq!(first.next_json().await["type"], "subscribed");
-    let err = app
-        .try_ws_with("", &[("authorization", &auth)])
-        .await
-        .err()
-        .unwrap();
-    let tokio_tungstenite::tungstenite::Error::Http(res) = err else {
-        panic!("{err}")
-    };
-    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    let (status, _) = app.ws_refused("", &[("authorization", &auth)]).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
     first
         .send_json(json!({"op": "subscribe", "subject": "funding_rate.binance.>", "id": 1}))
         .await;
@@ -551,15 +527,10 @@ async fn cors_allows_configured_origins_and_sockets_check_origin() {
             .is_ok(),
         "same origin"
     );
-    let err = app
-        .try_ws_with("subject=a", &[("origin", "https://evil.example")])
-        .await
-        .err()
-        .unwrap();
-    let tokio_tungstenite::tungstenite::Error::Http(res) = err else {
-        panic!("{err}")
-    };
-    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    let (status, _) = app
+        .ws_refused("subject=a", &[("origin", "https://evil.example")])
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
     let res = app
         .http
         .get(app.url("/events?subject=a"))

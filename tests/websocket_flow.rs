@@ -241,13 +241,12 @@ async fn socket_limit_answers_503_before_upgrade() {
         .await;
     let first = app.ws("").await;
     let _second = app.ws("").await;
-    let err = app.try_ws("").await.err().expect("third socket refused");
-    let tokio_tungstenite::tungstenite::Error::Http(res) = err else {
-        panic!("{err}")
-    };
-    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
-    let body: Value = serde_json::from_slice(res.body().as_ref().unwrap()).unwrap();
-    assert_eq!(body["code"], "too_many_connections");
+    let (status, code) = app.ws_refused("", &[]).await;
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, "too_many_connections"),
+        "third socket refused"
+    );
     drop(first);
     wait_until(Duration::from_secs(5), "a slot frees up", || async {
         app.try_ws("").await.is_ok()
@@ -264,15 +263,8 @@ async fn subscription_limit_per_socket_is_enforced() {
     .await
     .ready()
     .await;
-    let err = app
-        .try_ws("subject=a&subject=b&subject=c")
-        .await
-        .err()
-        .expect("refused");
-    let tokio_tungstenite::tungstenite::Error::Http(res) = err else {
-        panic!("{err}")
-    };
-    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    let (status, _) = app.ws_refused("subject=a&subject=b&subject=c", &[]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
     let mut ws = app.ws("subject=a").await;
     assert_eq!(ws.next_json().await["type"], "subscribed");
     ws.send_json(json!({"op": "subscribe", "subject": "b"}))

@@ -51,6 +51,29 @@ impl TestApp {
         Ok(WsClient { socket })
     }
 
+    /// An upgrade the gateway must refuse: its status and problem `code`
+    /// (empty when the response had no problem body).
+    pub async fn ws_refused(
+        &self,
+        query: &str,
+        headers: &[(&str, &str)],
+    ) -> (http::StatusCode, String) {
+        let err = match self.try_ws_with(query, headers).await {
+            Ok(_) => panic!("the upgrade with {query:?} was accepted"),
+            Err(err) => err,
+        };
+        let tokio_tungstenite::tungstenite::Error::Http(res) = err else {
+            panic!("{err}")
+        };
+        let code = res
+            .body()
+            .as_ref()
+            .and_then(|b| serde_json::from_slice::<Value>(b).ok())
+            .and_then(|v| v["code"].as_str().map(str::to_owned))
+            .unwrap_or_default();
+        (res.status(), code)
+    }
+
     /// Opens a socket with a hand-written handshake, so the request line can
     /// carry characters a URL library would escape (a raw `>`).
     pub async fn ws_raw_request_line(&self, target: &str) -> WsClient {
