@@ -2,8 +2,8 @@
 //! mode, an anonymous client limited per IP.
 
 use std::net::IpAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, LazyLock};
 
 use sha2::{Digest, Sha256};
 
@@ -75,41 +75,32 @@ impl Principal {
         }
     }
 
-    fn permissions(&self) -> (Permissions, Permissions) {
+    /// What the caller may publish to and subscribe to. Open mode's
+    /// "everything" is built once, not on every publish.
+    fn rights(&self) -> (&Permissions, &Permissions) {
+        static EVERYTHING: LazyLock<Permissions> = LazyLock::new(Permissions::everything);
         match self {
-            Principal::Anonymous { .. } => (Permissions::everything(), Permissions::everything()),
-            Principal::Token(t) => (t.publish.clone(), t.subscribe.clone()),
+            Principal::Anonymous { .. } => (&EVERYTHING, &EVERYTHING),
+            Principal::Token(t) => (&t.publish, &t.subscribe),
         }
     }
 
     pub fn check_publish(&self, subject: &Subject) -> Result<(), ApiError> {
-        let allowed = match self {
-            Principal::Anonymous { .. } => Permissions::everything().allows_publish(subject),
-            Principal::Token(t) => t.publish.allows_publish(subject),
-        };
-        if allowed {
-            Ok(())
-        } else {
-            Err(ApiError::Forbidden(format!(
-                "{} may not publish to {subject}",
-                self.name()
-            )))
+        if self.rights().0.allows_publish(subject) {
+            return Ok(());
         }
+        Err(self.forbidden("publish to", subject))
     }
 
     pub fn check_subscribe(&self, pattern: &SubjectPattern) -> Result<(), ApiError> {
-        let allowed = match self {
-            Principal::Anonymous { .. } => Permissions::everything().allows_subscribe(pattern),
-            Principal::Token(t) => t.subscribe.allows_subscribe(pattern),
-        };
-        if allowed {
-            Ok(())
-        } else {
-            Err(ApiError::Forbidden(format!(
-                "{} may not subscribe to {pattern}",
-                self.name()
-            )))
+        if self.rights().1.allows_subscribe(pattern) {
+            return Ok(());
         }
+        Err(self.forbidden("subscribe to", pattern))
+    }
+
+    fn forbidden(&self, action: &str, what: impl std::fmt::Display) -> ApiError {
+        ApiError::Forbidden(format!("{} may not {action} {what}", self.name()))
     }
 
     /// Token mode only: the token must have `admin: true`.
@@ -168,11 +159,6 @@ impl Principal {
             Principal::Token(t) => t.max_subscriptions,
             Principal::Anonymous { .. } => None,
         }
-    }
-
-    /// Both permission sets (publish, subscribe), for tests and docs.
-    pub fn describe(&self) -> (Permissions, Permissions) {
-        self.permissions()
     }
 }
 
