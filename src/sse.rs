@@ -11,16 +11,15 @@ use axum::extract::{RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 
 use crate::app::AppState;
-use crate::auth::{Caller, ConnectionGuard, check_origin};
+use crate::auth::{Caller, check_origin};
 use crate::error::{ApiError, Problem};
-use crate::fanout::{Batch, Outbox, OutboxLimits};
+use crate::fanout::{Batch, Outbox};
 use crate::frame::Frame;
 use crate::metrics::GaugeGuard;
-use crate::subscription::Subscriptions;
+use crate::subscription::{self, Slot, Subscriptions};
 use crate::ws::SubscribeQuery;
 
 /// Subscribe over Server-Sent Events.
@@ -67,26 +66,12 @@ pub async fn events(
     let request = query
         .request()
         .ok_or_else(|| ApiError::InvalidQuery("subject is required".into()))?;
-    let settings = &state.config.gateway.websocket;
-    if request.patterns.len() > settings.max_subscriptions_per_socket {
-        return Err(ApiError::TooManySubscriptions(
-            settings.max_subscriptions_per_socket,
-        ));
-    }
-    let permit = state
-        .ws_slots
-        .clone()
-        .try_acquire_owned()
-        .map_err(|_| ApiError::TooManyConnections(settings.max_connections))?;
-    let quota = caller.open_connection()?;
-    let outbox = Arc::new(Outbox::new(
-        OutboxLimits {
-            max_messages: settings.queue_max_messages,
-            max_bytes: settings.queue_max_bytes,
-            max_replies: settings.max_pending_replies,
-        },
-        query.policy.unwrap_or(settings.slow_consumer_policy),
-    ));
+    subscription::check_subject_count(&state, request.patterns.len())?;
+    let slot = subscription::admit(&state, &caller)?;
+    let policy = query
+        .policy
+        .unwrap_or(state.config.gateway.websocket.slow_consumer_policy);
+    let outbox = subscription::outbox(&state, policy);
     let heartbeat = Duration::from_millis(state.config.gateway.sse.heartbeat_ms);
     let mut subs = Subscriptions::new(state.clone(), caller, outbox.clone());
     subs.subscribe(&request, None).await?;
@@ -96,7 +81,7 @@ pub async fn events(
         shutdown: state.shutdown.clone(),
         batch: Vec::new(),
         ready: VecDeque::new(),
-        _permit: (permit, quota),
+        _slot: slot,
         _open: GaugeGuard::new(state.metrics.connections.with_label_values(&["sse"])),
         frames_sent: state.metrics.frames_sent.with_label_values(&["sse"]),
     };
@@ -117,7 +102,7 @@ struct Feed {
     shutdown: CancellationToken,
     batch: Vec<Frame>,
     ready: VecDeque<Event>,
-    _permit: (OwnedSemaphorePermit, ConnectionGuard),
+    _slot: Slot,
     _open: GaugeGuard,
     frames_sent: prometheus::IntCounter,
 }

@@ -6,15 +6,56 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde_json::value::RawValue;
+use tokio::sync::OwnedSemaphorePermit;
 
 use crate::app::AppState;
-use crate::auth::Principal;
+use crate::auth::{ConnectionGuard, Principal};
+use crate::config::SlowConsumerPolicy;
 use crate::error::ApiError;
-use crate::fanout::{MemberId, Outbox, TopicKey};
+use crate::fanout::{MemberId, Outbox, OutboxLimits, TopicKey};
 use crate::frame::{Frame, ServerFrame};
 use crate::metrics::GaugeGuard;
 use crate::replay::{self, Deliver, ReplayHandle};
 use crate::subject::SubjectPattern;
+
+/// A subscriber's places in the connection limits: the gateway-wide one
+/// and its token's; both are released when this is dropped.
+pub type Slot = (OwnedSemaphorePermit, ConnectionGuard);
+
+/// Refuses a new subscriber (WebSocket or SSE) that asks for more
+/// subjects up front than one connection may hold.
+pub fn check_subject_count(state: &AppState, subjects: usize) -> Result<(), ApiError> {
+    let limit = state.config.gateway.websocket.max_subscriptions_per_socket;
+    if subjects > limit {
+        return Err(ApiError::TooManySubscriptions(limit));
+    }
+    Ok(())
+}
+
+/// Takes a new subscriber's places in the gateway's connection limit and
+/// in the caller's own quota.
+pub fn admit(state: &AppState, caller: &Principal) -> Result<Slot, ApiError> {
+    let settings = &state.config.gateway.websocket;
+    let permit = state
+        .ws_slots
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| ApiError::TooManyConnections(settings.max_connections))?;
+    Ok((permit, caller.open_connection()?))
+}
+
+/// A subscriber's outbox, bounded by `gateway.websocket`'s queue limits.
+pub fn outbox(state: &AppState, policy: SlowConsumerPolicy) -> Arc<Outbox> {
+    let settings = &state.config.gateway.websocket;
+    Arc::new(Outbox::new(
+        OutboxLimits {
+            max_messages: settings.queue_max_messages,
+            max_bytes: settings.queue_max_bytes,
+            max_replies: settings.max_pending_replies,
+        },
+        policy,
+    ))
+}
 
 /// What a client asks to subscribe to.
 #[derive(Debug, Clone)]

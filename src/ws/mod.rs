@@ -78,12 +78,8 @@ pub async fn subscribe(
 ) -> Result<Response, ApiError> {
     check_origin(&headers, &state.config.cors)?;
     let query = SubscribeQuery::parse(raw.as_deref())?;
+    crate::subscription::check_subject_count(&state, query.subjects.len())?;
     let settings = &state.config.gateway.websocket;
-    if query.subjects.len() > settings.max_subscriptions_per_socket {
-        return Err(ApiError::TooManySubscriptions(
-            settings.max_subscriptions_per_socket,
-        ));
-    }
     if let Some(req) = query.request() {
         for pattern in &req.patterns {
             caller.check_subscribe(pattern)?;
@@ -99,12 +95,7 @@ pub async fn subscribe(
         crate::replay::stream_for(&state.bus, &req.patterns)?;
     }
     let upgrade = upgrade.map_err(|_| ApiError::UpgradeRequired)?;
-    let permit = state
-        .ws_slots
-        .clone()
-        .try_acquire_owned()
-        .map_err(|_| ApiError::TooManyConnections(settings.max_connections))?;
-    let quota = caller.open_connection()?;
+    let slot = crate::subscription::admit(&state, &caller)?;
     let policy = query.policy.unwrap_or(settings.slow_consumer_policy);
     let initial = query.request();
     let tracked = state.clone();
@@ -114,13 +105,8 @@ pub async fn subscribe(
         .max_message_size(settings.max_frame_bytes)
         .max_frame_size(settings.max_frame_bytes)
         .on_upgrade(move |socket| {
-            tracked.tasks.track_future(session::run(
-                state,
-                caller,
-                socket,
-                initial,
-                policy,
-                (permit, quota),
-            ))
+            tracked
+                .tasks
+                .track_future(session::run(state, caller, socket, initial, policy, slot))
         }))
 }

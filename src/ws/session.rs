@@ -8,18 +8,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
-use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 
 use super::ops::Session;
 use super::socket::SharedSocket;
 use crate::app::AppState;
-use crate::auth::{ConnectionGuard, Principal};
+use crate::auth::Principal;
 use crate::config::SlowConsumerPolicy;
-use crate::fanout::{Batch, CloseReason, Outbox, OutboxLimits};
+use crate::fanout::{Batch, CloseReason, Outbox};
 use crate::frame::Frame;
 use crate::metrics::{GaugeGuard, Metrics};
-use crate::subscription::SubscribeRequest;
+use crate::subscription::{Slot, SubscribeRequest};
 
 /// Frames written before one flush.
 const BATCH: usize = 256;
@@ -37,25 +36,18 @@ pub const TOO_BIG: CloseReason = CloseReason {
     reason: "frame too large",
 };
 
-/// Runs a socket to completion. `_permit` holds its slot in the
-/// connection limit until the socket is gone.
+/// Runs a socket to completion. `_slot` holds its places in the
+/// connection limits until the socket is gone.
 pub async fn run(
     state: AppState,
     caller: Principal,
     socket: WebSocket,
     initial: Option<SubscribeRequest>,
     policy: SlowConsumerPolicy,
-    _permit: (OwnedSemaphorePermit, ConnectionGuard),
+    _slot: Slot,
 ) {
     let ws = &state.config.gateway.websocket;
-    let outbox = Arc::new(Outbox::new(
-        OutboxLimits {
-            max_messages: ws.queue_max_messages,
-            max_bytes: ws.queue_max_bytes,
-            max_replies: ws.max_pending_replies,
-        },
-        policy,
-    ));
+    let outbox = crate::subscription::outbox(&state, policy);
     let metrics = state.metrics.clone();
     let _open = GaugeGuard::new(metrics.connections.with_label_values(&["ws"]));
     let socket = SharedSocket::new(socket);
