@@ -20,14 +20,6 @@ async fn scrape(app: &TestApp) -> String {
     res.text().await.unwrap()
 }
 
-/// The value of the first sample whose line starts with `prefix`.
-fn sample(text: &str, prefix: &str) -> Option<f64> {
-    text.lines()
-        .find(|l| l.starts_with(prefix))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-}
-
 #[tokio::test]
 async fn metrics_count_requests_publishes_acks_sockets_and_streams() {
     let nats = NatsServer::start().await;
