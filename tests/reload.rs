@@ -200,6 +200,14 @@ impl Drop for Ticker {
     }
 }
 
+/// `work`, or a panic naming `what` after `secs` seconds (for loops that
+/// skip frames, which never time out on their own while frames flow).
+async fn within<T>(secs: u64, what: &str, work: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(secs), work)
+        .await
+        .unwrap_or_else(|_| panic!("no {what} within {secs} s"))
+}
+
 fn is_perpetual(frame: &Value) -> bool {
     frame["type"] == "message"
         && frame["subject"]
@@ -248,12 +256,15 @@ async fn a_reload_that_narrows_rights_ends_what_falls_outside_and_delivers_nothi
     gw.reload(&tokens(&["trade.binance.spot.>"], false));
     let sent_at_reload = ticker.sent();
 
-    let ended = loop {
-        let frame = dash.next_json().await;
-        if frame["type"] == "unsubscribed" {
-            break frame;
+    let ended = within(15, "an `unsubscribed` frame", async {
+        loop {
+            let frame = dash.next_json().await;
+            if frame["type"] == "unsubscribed" {
+                break frame;
+            }
         }
-    };
+    })
+    .await;
     assert_eq!(ended["subject"], "trade.binance.>");
     assert_eq!(ended["reason"]["code"], "forbidden", "{ended}");
     dash.send_json(json!({"op": "subscribe", "subject": "trade.binance.>", "id": 1}))
@@ -267,7 +278,12 @@ async fn a_reload_that_narrows_rights_ends_what_falls_outside_and_delivers_nothi
     dash.send_json(json!({"op": "publish", "subject": "trade.binance.spot.x", "data": 1, "id": 4}))
         .await;
     let (mut spot, mut answers) = (0, Vec::new());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     while spot < 20 || answers.len() < 4 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "20 spot messages and 4 answers within 15 s"
+        );
         let frame = dash.next_json().await;
         assert!(
             !is_perpetual(&frame),
@@ -295,7 +311,7 @@ async fn a_reload_that_narrows_rights_ends_what_falls_outside_and_delivers_nothi
         "the socket stays open with the new rights"
     );
 
-    let events = dash_sse.until_end().await;
+    let events = within(15, "the end of the event stream", dash_sse.until_end()).await;
     let ended_at = events
         .iter()
         .position(|(event, _)| event == "unsubscribed")
@@ -310,12 +326,15 @@ async fn a_reload_that_narrows_rights_ends_what_falls_outside_and_delivers_nothi
         "with no subscription left the stream ends, nothing outside the grant first"
     );
 
-    let peer_got_newer = loop {
-        let frame = peer.next_json().await;
-        if is_perpetual(&frame) && frame["data"]["i"].as_u64() > Some(sent_at_reload) {
-            break frame;
+    let peer_got_newer = within(15, "a newer message on the shared topic", async {
+        loop {
+            let frame = peer.next_json().await;
+            if is_perpetual(&frame) && frame["data"]["i"].as_u64() > Some(sent_at_reload) {
+                break frame;
+            }
         }
-    };
+    })
+    .await;
     assert!(
         peer_got_newer["data"]["i"].is_u64(),
         "the shared topic still serves the other socket"
