@@ -126,7 +126,7 @@ async fn serve(config: Config, path: PathBuf) -> ExitCode {
 /// [`APPLIED_ON_RELOAD`](crate::config::APPLIED_ON_RELOAD) lists; open
 /// connections are checked against it at once.
 #[cfg(unix)]
-async fn reload_on_hangup(
+pub async fn reload_on_hangup(
     state: crate::app::AppState,
     path: PathBuf,
     mut hangup: tokio::signal::unix::Signal,
