@@ -598,20 +598,30 @@ async fn reloads_close_what_a_withdrawn_origin_or_the_end_of_open_mode_no_longer
 }
 
 #[tokio::test]
-async fn a_reload_reports_only_the_changed_keys_that_need_a_restart_and_drops_gone_stream_series() {
+async fn a_reload_applies_declarations_and_admin_networks_and_reports_only_keys_that_need_a_restart()
+ {
     let nats = NatsServer::start().await;
-    let config = |max_sockets: usize, streams: Value| {
+    let config = |max_sockets: usize, declared: bool, admin_networks: &[&str]| {
+        let (streams, consumers) = if declared {
+            (
+                json!({"STATS": {"subjects": ["stats.>"]}}),
+                json!({"stats-reader": {"stream": "STATS"}}),
+            )
+        } else {
+            (json!({}), json!({}))
+        };
         binary_config(
             &nats.url(),
             json!({
                 "gateway": {"jetstream": {"refresh_interval_ms": 200}, "websocket": {"max_connections": max_sockets}},
                 "streams": streams,
-                "auth": {"tokens": [token("dash", DASH, &["a.>"], json!({}))]},
+                "consumers": consumers,
+                "admin": {"allowed_networks": admin_networks},
             }),
         )
     };
-    let stats = json!({"STATS": {"subjects": ["stats.>"]}});
-    let gw = Binary::start(&config(100, stats.clone()), &[]).await;
+    let loopback = ["127.0.0.0/8"];
+    let gw = Binary::start(&config(100, true, &loopback), &[]).await;
     let series = r#"marketprism_broker_stream_messages{stream="STATS"}"#;
     wait_until(
         Duration::from_secs(15),
@@ -619,24 +629,47 @@ async fn a_reload_reports_only_the_changed_keys_that_need_a_restart_and_drops_go
         || async { sample(&scrape(&gw).await, series) == Some(0.0) },
     )
     .await;
+    let consumer = || async {
+        let res = gw
+            .http
+            .get(gw.url("/admin/streams/STATS/consumers/stats-reader"))
+            .send()
+            .await
+            .unwrap();
+        let status = res.status();
+        (status, res.json::<Value>().await.unwrap())
+    };
+    let (status, view) = consumer().await;
+    assert_eq!((status, &view["declared"]), (StatusCode::OK, &json!(true)));
 
     let warning = "changed keys need a restart; they keep their running values until then";
-    let mut fewer_tokens = config(100, stats);
-    fewer_tokens["auth"]["tokens"] = json!([]);
-    let lines = gw.reload(&fewer_tokens);
+    let lines = gw.reload(&config(100, false, &loopback));
     assert!(
         !lines.iter().any(|l| l["message"] == warning),
-        "auth is applied, not reported: {lines:?}"
+        "declarations are applied, not reported: {lines:?}"
     );
-    let lines = gw.reload(&config(7, json!({})));
-    assert!(!lines.iter().any(|l| l["message"] == warning));
-    assert_eq!(gw.log(warning)["keys"], "gateway.websocket");
+    let (status, view) = consumer().await;
+    assert_eq!(
+        (status, &view["declared"]),
+        (StatusCode::OK, &json!(false)),
+        "the consumer still exists but is no longer declared"
+    );
     wait_until(
         Duration::from_secs(10),
         "an undeclared stream loses its series",
         || async { sample(&scrape(&gw).await, series).is_none() },
     )
     .await;
+
+    let lines = gw.reload(&config(7, false, &["10.0.0.0/8"]));
+    assert!(!lines.iter().any(|l| l["message"] == warning));
+    assert_eq!(gw.log(warning)["keys"], "gateway.websocket");
+    let (status, view) = consumer().await;
+    assert_eq!(
+        (status, view["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("admin_forbidden")),
+        "admin.allowed_networks applies from the next request"
+    );
 }
 
 /// The frames waiting in `outbox`, as JSON, without waiting for more.
