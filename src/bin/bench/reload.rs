@@ -88,7 +88,7 @@ pub async fn b10(env: &Env) -> Result<BenchResult> {
         reps,
     );
     res.note = Some(format!(
-        "time from SIGHUP until the last of {n} subscribed sockets is closed"
+        "Time from SIGHUP until the last of {n} subscribed sockets is closed"
     ));
     Ok(res)
 }
