@@ -18,7 +18,7 @@ use crate::error::Problem;
         description = "HTTP/WebSocket gateway to the MarketPrism NATS JetStream bus. \
 Publish market data over REST (single or NDJSON batches), make NATS requests, \
 and check health. Every error is an RFC 9457 `application/problem+json` document \
-with a stable `code`.",
+with a stable `code`. The operator's live console is at [/console/](/console/).",
         license(name = "MIT", identifier = "MIT")
     ),
     tags(
