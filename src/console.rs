@@ -90,8 +90,11 @@ pub fn router() -> Router<AppState> {
 
 fn serve(path: &str, request: &HeaderMap) -> Response {
     let Some(index) = ASSETS.iter().position(|a| a.path == path) else {
-        return ApiError::NotFound(format!("/console/{}", path.chars().take(200).collect::<String>()))
-            .into_response();
+        return ApiError::NotFound(format!(
+            "/console/{}",
+            path.chars().take(200).collect::<String>()
+        ))
+        .into_response();
     };
     let asset = &ASSETS[index];
     let etag = ETAGS[index].clone();
@@ -137,7 +140,11 @@ mod tests {
     fn every_asset_has_a_distinct_path_and_a_body() {
         for (i, a) in ASSETS.iter().enumerate() {
             assert!(!a.body.is_empty(), "{} is empty", a.path);
-            assert!(ASSETS[..i].iter().all(|b| b.path != a.path), "{} twice", a.path);
+            assert!(
+                ASSETS[..i].iter().all(|b| b.path != a.path),
+                "{} twice",
+                a.path
+            );
         }
     }
 
@@ -148,7 +155,10 @@ mod tests {
         assert!(!index.contains("<style") && !index.contains(" style="));
         for script in index.split("<script").skip(1) {
             assert!(script.trim_start().starts_with("src=") || script.contains(" src="));
-            assert!(script.contains("></script>"), "a script with a body: {script}");
+            assert!(
+                script.contains("></script>"),
+                "a script with a body: {script}"
+            );
         }
     }
 }

@@ -195,9 +195,15 @@ mod tests {
     #[test]
     fn totals_and_gauges_sum_the_labelled_metrics() {
         let m = Metrics::new();
-        m.publishes.with_label_values(&["http", "jetstream", "ok"]).inc_by(3);
-        m.publishes.with_label_values(&["ws", "core", "ok"]).inc_by(2);
-        m.publishes.with_label_values(&["http", "", "nats_unavailable"]).inc();
+        m.publishes
+            .with_label_values(&["http", "jetstream", "ok"])
+            .inc_by(3);
+        m.publishes
+            .with_label_values(&["ws", "core", "ok"])
+            .inc_by(2);
+        m.publishes
+            .with_label_values(&["http", "", "nats_unavailable"])
+            .inc();
         m.frames_sent.with_label_values(&["ws"]).inc_by(5);
         m.frames_sent.with_label_values(&["sse"]).inc_by(4);
         m.connections.with_label_values(&["ws"]).set(2);
@@ -206,7 +212,10 @@ mod tests {
         let t = totals(&m);
         assert_eq!((t.published, t.publish_errors, t.delivered), (5, 1, 9));
         let g = gauges(&m);
-        assert_eq!((g.websockets, g.sse_streams, g.live_subscriptions), (2, 1, 7));
+        assert_eq!(
+            (g.websockets, g.sse_streams, g.live_subscriptions),
+            (2, 1, 7)
+        );
     }
 
     #[test]

@@ -37,5 +37,9 @@ pub async fn stats(
     State(state): State<AppState>,
     ValidQuery(query): ValidQuery<StatsQuery>,
 ) -> Json<Stats> {
-    Json(state.stats.snapshot(&state.metrics, query.since.unwrap_or(0)))
+    Json(
+        state
+            .stats
+            .snapshot(&state.metrics, query.since.unwrap_or(0)),
+    )
 }
