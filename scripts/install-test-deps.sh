@@ -88,15 +88,19 @@ install_python_tools() {
     fi
 }
 
-# Debian's chromium, for Playwright's `executable_path` (Playwright's own
-# browser download needs hosts this machine cannot reach).
+# Debian's chromium for the browser tests (tests/browser/), driven by
+# Playwright with `executable_path` (Playwright's own browser download needs
+# hosts this machine cannot reach), and curl, which a test publishes with.
 install_browser() {
-    [[ -x $CHROMIUM ]] && return
+    local missing=()
+    [[ -x $CHROMIUM ]] || missing+=(chromium fonts-dejavu-core)
+    command -v curl >/dev/null 2>&1 || missing+=(curl)
+    ((${#missing[@]})) || return 0
     [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1 ||
-        die "$CHROMIUM is missing: install Debian's chromium package (apt-get install chromium) as root"
-    log "installing chromium (apt-get)"
+        die "missing ${missing[*]}: install them with apt-get as root"
+    log "installing ${missing[*]} (apt-get)"
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
     [[ -x $CHROMIUM ]] || die "apt-get installed chromium but $CHROMIUM is missing"
 }
 

@@ -4,6 +4,12 @@ import { html, useEffect, useRef, rate } from "./lib.js";
 
 const COLORS = ["#1f6feb", "#d1242f", "#1a7f37", "#9a6700"];
 
+/** The samples there are, over one to five minutes (the last minute before any). */
+function timeRange(u, min, max) {
+  if (max == null) max = min = Date.now() / 1000;
+  return [max - Math.min(300, Math.max(60, max - min)), max];
+}
+
 /**
  * `data` is uPlot's columnar data: [unix seconds[], series 1[], ...];
  * `series` names the columns after the first.
@@ -19,8 +25,8 @@ export function TimeChart({ title, series, data, height = 170 }) {
       height,
       legend: { live: false },
       cursor: { drag: { x: false, y: false } },
-      // A fixed five-minute window, ending with the newest sample.
-      scales: { x: { time: true, range: (u, min, max) => [max - 300, max] }, y: { range: (u, min, max) => [0, Math.max(1, max * 1.1)] } },
+      // The samples there are, shown over one to five minutes.
+      scales: { x: { time: true, range: timeRange }, y: { range: (u, min, max) => [0, Math.max(1, max * 1.1)] } },
       axes: [
         { stroke: "#57606a", grid: { stroke: "#eaeef2" }, ticks: { stroke: "#d0d7de" } },
         {

@@ -101,6 +101,11 @@ export const clock = (ms) => new Date(ms).toLocaleTimeString("en-GB", { hour12: 
 
 // ---- Small shared components.
 
+/** Text with `code` spans, as the hints are written. */
+export function Prose({ text }) {
+  return html`${String(text).split("`").map((part, i) => (i % 2 ? html`<code>${part}</code>` : part))}`;
+}
+
 /** A problem document (or a network failure) as an operator reads it. */
 export function ProblemBox({ error }) {
   if (!error) return null;
@@ -109,7 +114,7 @@ export function ProblemBox({ error }) {
   return html`<div class="problem" role="alert">
     <b>${p.status} ${p.title}</b> <code>${p.code}</code>
     <div>${p.detail}</div>
-    ${error.hint && html`<div class="hint">${error.hint}</div>`}
+    ${error.hint && html`<div class="hint"><${Prose} text=${error.hint} /></div>`}
   </div>`;
 }
 

@@ -1,6 +1,6 @@
 // The console's shell: navigation, the token dialog, and the current view.
 
-import { html, render, useEffect, useState, useRoute } from "./lib.js";
+import { html, render, useEffect, useState, useRoute, Prose } from "./lib.js";
 import { session, setToken, forgetToken } from "./api.js";
 import { Overview } from "./overview.js";
 import { Streams } from "./streams.js";
@@ -34,7 +34,7 @@ function TokenDialog({ reason }) {
   return html`<div class="modal-backdrop">
     <form class="modal" onSubmit=${submit} aria-labelledby="token-title">
       <h2 id="token-title">Token required</h2>
-      <p>${reason.hint}</p>
+      <p><${Prose} text=${reason.hint} /></p>
       ${reason.problem && html`<p class="muted">The gateway said: <code>${reason.problem.code}</code> ${reason.problem.detail}</p>`}
       <label>Bearer token
         <input type="password" name="token" autocomplete="off" autofocus

@@ -55,7 +55,9 @@ function Browser({ stream }) {
   const [result, setResult] = useState({ msg: null, error: null });
   const load = async (path) => {
     try {
-      setResult({ msg: await api(path), error: null });
+      const msg = await api(path);
+      setSeq(String(msg.seq));
+      setResult({ msg, error: null });
     } catch (error) {
       setResult({ msg: null, error });
     }

@@ -1,12 +1,14 @@
 // Tail: watch a subject pattern live over the gateway's own WebSocket.
 // A link with `?subject=` starts at once: #/tail?subject=orderbook.binance.%3E
 
-import { html, useEffect, useRef, useState, replaceQuery, num, clock } from "./lib.js";
+import { html, useEffect, useRef, useState, replaceQuery, num, clock, Prose } from "./lib.js";
 import { Feed, payloadText } from "./tail-feed.js";
 
 /** Renders per second, at most: the feed may take thousands of frames. */
 const RENDER_MS = 100;
 const ROW_CHOICES = [100, 500, 2000];
+/** Rows in the page while live (a screenful and more); pause to see all kept. */
+const LIVE_ROWS = 100;
 
 function formFrom(query) {
   return {
@@ -74,7 +76,8 @@ export function Tail({ query }) {
   const f = feed.current;
   renders.current++;
   const set = (key) => (e) => setForm({ ...form, [key]: e.target.value });
-  const rows = f ? f.rows.slice().reverse() : [];
+  const kept = f ? f.rows.length : 0;
+  const rows = f ? f.rows.slice(f.paused ? 0 : -LIVE_ROWS).reverse() : [];
   return html`<section class="tail">
     <h1>Tail</h1>
     <form class="row tail-form" onSubmit=${(e) => { e.preventDefault(); start(); }}>
@@ -99,12 +102,13 @@ export function Tail({ query }) {
       <span class="stats" data-renders=${renders.current}>
         ${f ? html`<b class="state state-${f.paused ? "paused" : f.state}">${f.paused ? "paused" : f.state}</b>
           <span class="rate">${num(f.rate)}</span> msgs/s · <span class="total">${num(f.total)}</span> received
-          · ${num(rows.length)} shown${f.dropped ? html` · <span class="warn">${num(f.dropped)} dropped by the gateway</span>` : ""}`
+          · <span class="kept">${num(kept)}</span> kept${f.dropped ? html` · <span class="warn">${num(f.dropped)} dropped by the gateway</span>` : ""}`
         : html`<span class="muted">not tailing</span>`}
       </span>
     </div>
+    ${f && !f.paused && kept > rows.length && html`<div class="note">Showing the newest ${num(rows.length)} of ${num(kept)} rows kept; pause to see them all.</div>`}
     ${f?.notes.map((n) => html`<div class=${"note note-" + n.kind}>${clock(n.t)} ${n.text}</div>`)}
-    ${f?.error?.hint && html`<div class="hint">${f.error.hint}</div>`}
+    ${f?.error?.hint && html`<div class="hint"><${Prose} text=${f.error.hint} /></div>`}
     <table class="grid tail-rows">
       <thead><tr><th>Received</th><th>Subject</th><th class="num">Seq</th><th>Payload</th></tr></thead>
       <tbody>${rows.map((row) => html`<${Row} key=${row.id} row=${row} pretty=${pretty} />`)}</tbody>

@@ -209,14 +209,24 @@ class Watch:
     def __init__(self, page, origin):
         self.origin = origin
         self.page_errors, self.failed, self.foreign, self.http_errors = [], [], [], []
-        self.requests = []
+        self.requests, self.sockets = [], []
         self.expected = set()
         page.on("pageerror", lambda e: self.page_errors.append(str(e)))
-        page.on("console", lambda m: m.type == "error" and self.page_errors.append(f"console: {m.text}"))
+        page.on("console", self._console)
         page.on("requestfailed", lambda r: self.failed.append(f"{r.method} {r.url}: {r.failure}"))
         page.on("request", self._request)
-        page.on("websocket", lambda ws: self._check_origin(ws.url, "websocket"))
+        page.on("websocket", self._socket)
         page.on("response", self._response)
+
+    def _console(self, message):
+        # An HTTP error answer is logged as "Failed to load resource"; those
+        # are checked (against the expected ones) by _response.
+        if message.type == "error" and not message.text.startswith("Failed to load resource"):
+            self.page_errors.append(f"console: {message.text}")
+
+    def _socket(self, ws):
+        self.sockets.append(ws.url)
+        self._check_origin(ws.url, "websocket")
 
     def _request(self, request):
         self.requests.append(request.url)
