@@ -60,6 +60,7 @@ def test_try_it_out_publishes_the_json_example_and_lists_streams(gateway, page_f
     body = block.locator(".body-param textarea")
     # JSON is offered first, prefilled with a real funding-rate payload.
     assert json.loads(body.input_value())["data_type"] == "funding_rate"
+    block.locator(".opblock-section-request-body").scroll_into_view_if_needed()
     screenshot(page, "swagger-publish")
     status, text = execute(block)
     receipt = json.loads(text)
