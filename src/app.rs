@@ -40,6 +40,8 @@ pub struct Inner {
     /// (replaced on reload; read those from here, not from `config`).
     pub auth: Swap<Auth>,
     pub metrics: Arc<Metrics>,
+    /// Traffic rates of the last minutes (`GET /stats`).
+    pub stats: crate::stats::History,
 }
 
 /// A value replaced whole while readers keep the one they loaded; long-lived
@@ -107,6 +109,7 @@ impl AppState {
             reconciler,
             auth,
             metrics,
+            stats: Default::default(),
         }))
     }
 }
@@ -195,6 +198,7 @@ impl Gateway {
             state.reconciler.clone(),
             state.shutdown.clone(),
         ));
+        state.tasks.spawn(crate::stats::run(state.clone()));
 
         let shutdown = state.shutdown.clone();
         let stop = {

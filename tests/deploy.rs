@@ -123,6 +123,19 @@ fn dockerfile_is_multi_stage_and_runs_as_non_root_with_a_health_check() {
     );
 }
 
+#[test]
+fn dockerfile_copies_the_files_the_binary_compiles_in() {
+    let text = std::fs::read_to_string(root("Dockerfile")).unwrap();
+    let build = &text[..text.rfind("\nFROM ").unwrap()];
+    // include_bytes!/include_str! in src/console.rs and src/openapi/bodies.rs.
+    for dir in ["console", "tests/fixtures/payloads"] {
+        assert!(
+            build.contains(&format!("COPY {dir} ./{dir}")),
+            "the build stage copies {dir}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn the_probe_command_reports_health_through_its_exit_code() {
     let nats = NatsServer::start().await;
