@@ -79,7 +79,7 @@ install_nats() {
 install_python_tools() {
     local tool have missing=()
     for tool in "${PY_TOOLS[@]}"; do
-        have=$("$VENV/bin/python" -m pip show "${tool%%==*}" 2>/dev/null | sed -n 's/^Version: //p')
+        have=$("$VENV/bin/python" -m pip show "${tool%%==*}" 2>/dev/null | sed -n 's/^Version: //p' || true)
         [[ $have == "${tool#*==}" ]] || missing+=("$tool")
     done
     if ((${#missing[@]})); then

@@ -1,4 +1,4 @@
-//! B10: a reload with many open sockets. How long after SIGHUP until every
+//! B13: a reload with many open sockets. How long after SIGHUP until every
 //! one of N open, subscribed sockets the new config no longer admits is
 //! closed: the gateway's sockets when a reload ends open mode (each checks
 //! itself and closes with 1008), against nats-server's native WebSocket
@@ -34,7 +34,7 @@ pub async fn b10(env: &Env) -> Result<BenchResult> {
         reps.push(
             pair(
                 env,
-                "B10",
+                "B13",
                 rep,
                 async || {
                     let sockets = opened(n, async || {
@@ -74,7 +74,7 @@ pub async fn b10(env: &Env) -> Result<BenchResult> {
         let _ = std::fs::remove_dir_all(&dir);
     }
     let mut res = BenchResult::from_reps(
-        "B10",
+        "B13",
         &format!(
             "reload closing {} open sockets it no longer admits",
             crate::report::thousands(n as u64)
