@@ -1,5 +1,5 @@
 //! The deploy files cannot run here (no Docker engine), so they are checked
-//! for what the README promises: images, ports, profiles, health checks, a
+//! for what docs/operations.md (Deploy files) promises: images, ports, profiles, health checks, a
 //! non-root runtime, and alerts that name metrics the gateway exports.
 
 mod common;
