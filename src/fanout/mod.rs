@@ -7,8 +7,15 @@
 //! In a queue group each message goes to one member (round robin, skipping
 //! full outboxes); the NATS subscription itself joins the queue group, so
 //! several gateway instances share the load too.
+//!
+//! Each topic's subscription is polled by a small task of its own (its
+//! future is the [`topic::Feed`]: three pointers' worth). One task polling
+//! every subscription (a `FuturesUnordered`) was tried and measured: it
+//! costs a task less per subject but spent 2-3× the CPU per delivery
+//! across 10,000 subjects (benchmark B11). What a distinct subject costs
+//! beyond that is async-nats's own per-subscription channel (about 6.5 KiB,
+//! allocated whatever its capacity): see `docs/performance.md`.
 
-mod dispatch;
 pub mod outbox;
 mod rounds;
 mod topic;
@@ -26,7 +33,6 @@ use crate::error::ApiError;
 use crate::frame::Frame;
 use crate::metrics::Metrics;
 use crate::subject::SubjectPattern;
-use dispatch::Dispatchers;
 use rounds::Rounds;
 use topic::{Failure, Feed, Topic};
 
@@ -51,7 +57,6 @@ struct Shared {
     /// Held only for map operations, never across an await: joins and
     /// leaves of different topics never wait for each other's NATS work.
     topics: Mutex<HashMap<TopicKey, Arc<Topic>>>,
-    dispatchers: Dispatchers,
     rounds: Arc<Rounds>,
     tasks: TaskTracker,
     subscribe_timeout: Duration,
@@ -72,7 +77,6 @@ impl Hub {
                     subscribe_timeout,
                     tasks.clone(),
                 )),
-                dispatchers: Dispatchers::new(tasks.clone()),
                 client,
                 topics: Mutex::new(HashMap::new()),
                 tasks,
@@ -133,7 +137,6 @@ impl Hub {
         for topic in self.shared.lock().drain().map(|(_, t)| t) {
             topic.stop();
         }
-        self.shared.dispatchers.close();
         self.shared.tasks.close();
         self.shared.tasks.wait().await;
     }
@@ -144,8 +147,8 @@ impl Shared {
         self.topics.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Subscribes on NATS, hands the subscription to a dispatcher and waits
-    /// for the server to confirm it; the outcome goes to every joiner.
+    /// Subscribes on NATS, starts the topic's feed and waits for the server
+    /// to confirm the subscription; the outcome goes to every joiner.
     async fn open(self: Arc<Self>, topic: Arc<Topic>) {
         let outcome = self.subscribe(&topic).await;
         if outcome.is_err() {
@@ -170,7 +173,7 @@ impl Shared {
             Err(_) => return Err(Failure::Unavailable),
         };
         let feed = Feed::new(topic.clone(), subscriber, self.metrics.clone());
-        self.dispatchers.add(feed);
+        self.tasks.spawn(feed);
         if self.rounds.confirm().await {
             Ok(())
         } else {

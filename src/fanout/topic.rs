@@ -128,11 +128,11 @@ impl Topic {
     }
 }
 
-/// Messages one feed hands over per poll before letting the other feeds
-/// of its dispatcher have a turn: a busy subject cannot starve a quiet one.
+/// Messages a feed hands over before yielding its worker thread to other
+/// tasks: a busy subject cannot starve a quiet one.
 const TURN: usize = 64;
 
-/// A topic's NATS subscription, polled by a dispatcher. It ends when the
+/// A topic's NATS subscription, polled by a task of its own. It ends when the
 /// topic is stopped or the subscription closes; dropping the
 /// [`async_nats::Subscriber`] unsubscribes.
 pub(super) struct Feed {
