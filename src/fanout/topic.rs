@@ -128,10 +128,6 @@ impl Topic {
     }
 }
 
-/// Messages a feed hands over before yielding its worker thread to other
-/// tasks: a busy subject cannot starve a quiet one.
-const TURN: usize = 64;
-
 /// A topic's NATS subscription, polled by a task of its own. It ends when the
 /// topic is stopped or the subscription closes; dropping the
 /// [`async_nats::Subscriber`] unsubscribes.
@@ -164,14 +160,15 @@ impl Future for Feed {
         if self.topic.stopped.load(Ordering::Acquire) {
             return Poll::Ready(());
         }
-        for _ in 0..TURN {
+        // The subscription's channel takes part in tokio's cooperative
+        // budget: after a run of messages it reports Pending (and wakes us),
+        // so a busy subject yields its thread to the other tasks in turn.
+        loop {
             match self.subscriber.poll_next_unpin(cx) {
                 Poll::Ready(Some(msg)) => self.topic.on_message(msg, &self.metrics),
                 Poll::Ready(None) => return Poll::Ready(()),
                 Poll::Pending => return Poll::Pending,
             }
         }
-        cx.waker().wake_by_ref();
-        Poll::Pending
     }
 }
