@@ -16,6 +16,7 @@ use message_broker::metrics::Metrics;
 use message_broker::subject::SubjectPattern;
 use serde_json::Value;
 
+use common::proxy::DelayProxy;
 use common::{NatsServer, spawn_app, wait_until};
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -154,7 +155,18 @@ async fn join_and_leave_storm_on_one_subject_leaves_one_subscription_serving_exa
 async fn concurrent_joiners_on_distinct_and_shared_subjects_each_receive_what_is_published_after_their_join()
  {
     let nats = NatsServer::start().await;
-    let hub = hub(nats.client().await);
+    // The hub's connection goes through a link adding 5 ms each way, the
+    // publisher's does not: a join confirmed before the server had its SUB
+    // (say, by a round trip sent before it) would lose its probe.
+    let link = DelayProxy::start(
+        format!("127.0.0.1:{}", nats.port()).parse().unwrap(),
+        Duration::from_millis(5),
+    )
+    .await
+    .unwrap();
+    let hub = hub(async_nats::connect(format!("nats://{}", link.addr))
+        .await
+        .unwrap());
     let publisher = nats.client().await;
     // 400 joiners at once over 100 subjects: first joiners of a subject and
     // those arriving while it opens. Each publishes a probe the moment its
@@ -163,6 +175,9 @@ async fn concurrent_joiners_on_distinct_and_shared_subjects_each_receive_what_is
         .map(|i| {
             let (hub, publisher) = (hub.clone(), publisher.clone());
             tokio::spawn(async move {
+                // Spread over a few round trips, so joins also arrive while
+                // a round is under way and after one has finished.
+                tokio::time::sleep(Duration::from_millis(i % 40)).await;
                 let subject = format!("trade.storm.spot.S{}", i % 100);
                 let outbox = outbox();
                 let id = hub.new_member_id();

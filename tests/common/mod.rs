@@ -4,6 +4,9 @@
 
 mod app;
 mod nats;
+/// A TCP proxy delaying every byte (a slow link to NATS): the harness's own.
+#[path = "../../src/bin/bench/proxy.rs"]
+pub mod proxy;
 mod ws;
 
 use std::future::Future;

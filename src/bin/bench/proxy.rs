@@ -1,5 +1,7 @@
 //! A TCP proxy that delays every byte by a fixed time in each direction:
 //! B10's slow link (another zone or region) between a client and NATS.
+//! The tests use it too (`tests/common`), so it depends on nothing else in
+//! the harness.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -12,8 +14,6 @@ use tokio::sync::mpsc;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 
-use crate::err::{Context, Result};
-
 /// Listens on a loopback port and forwards each connection to `upstream`;
 /// stops (closing every connection) when dropped.
 pub struct DelayProxy {
@@ -22,11 +22,9 @@ pub struct DelayProxy {
 }
 
 impl DelayProxy {
-    pub async fn start(upstream: SocketAddr, delay: Duration) -> Result<DelayProxy> {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .context("proxy bind")?;
-        let addr = listener.local_addr().context("proxy addr")?;
+    pub async fn start(upstream: SocketAddr, delay: Duration) -> std::io::Result<DelayProxy> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
         let task = tokio::spawn(async move {
             // Owned here, so aborting this task aborts every connection.
             let mut links = JoinSet::new();

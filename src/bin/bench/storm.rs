@@ -91,8 +91,10 @@ pub async fn b10(env: &Env, n: usize) -> Result<Vec<BenchResult>> {
         .trim_start_matches("nats://")
         .parse()
         .context("nats address")?;
-    let nats_link = DelayProxy::start(nats_addr, DELAY).await?;
-    let ws_link = DelayProxy::start(env.nats_ws, DELAY).await?;
+    let nats_link = DelayProxy::start(nats_addr, DELAY).await.context("proxy")?;
+    let ws_link = DelayProxy::start(env.nats_ws, DELAY)
+        .await
+        .context("proxy")?;
     let dir = env.dir.join("b10");
     let far_gateway = GatewayProc::start(
         &dir,
