@@ -417,3 +417,36 @@ async fn two_thousand_sockets_on_two_thousand_subjects_each_receive_exactly_thei
     )
     .await;
 }
+
+#[tokio::test]
+async fn subjects_open_while_a_socket_holds_every_subject() {
+    let nats = NatsServer::start().await;
+    let hub = hub(nats.client().await);
+    // With `>` held, the gateway itself listens on every subject, inboxes
+    // included: confirming a subscription must not rely on nobody answering.
+    let all = outbox();
+    let id = hub.new_member_id();
+    hub.join(&key(">"), id, all.clone(), confirm(">"))
+        .await
+        .expect("join >");
+    let one = outbox();
+    hub.join(
+        &key("liquidation.okx.perpetual.BTC-USDT"),
+        hub.new_member_id(),
+        one.clone(),
+        confirm("liquidation.okx.perpetual.BTC-USDT"),
+    )
+    .await
+    .expect("join a subject while > is held");
+    let publisher = nats.client().await;
+    publisher
+        .publish("liquidation.okx.perpetual.BTC-USDT", "1".into())
+        .await
+        .unwrap();
+    // For `all` too: the hub's own round trips are inbox traffic, which a
+    // pattern starting with a wildcard skips, so the first message is ours.
+    for outbox in [&one, &all] {
+        let frames = read_until(outbox, |seen| !data(seen).is_empty()).await;
+        assert_eq!(data(&frames), [&Value::from(1)]);
+    }
+}
