@@ -32,7 +32,7 @@ if (($# == 0)); then
 fi
 
 # The performance regression gate: the harness in quick mode (a release
-# build with the `bench` feature, ~3 min from scratch, then under 2 min of
+# build with the `bench` feature, ~3 min from scratch, then about 3 min of
 # measuring) fails when a gateway/baseline ratio drops below 80 % of its
 # target. Only on a full run; SKIP_BENCH=1 skips it (local runs).
 if (($# == 0)) && [[ ${SKIP_BENCH:-0} != 1 ]]; then

@@ -16,7 +16,7 @@ use tokio::sync::{Notify, watch};
 
 pub use connection::{BusStatus, ConnectionState, JetStreamStatus, ServerSummary};
 pub use publish::{InFlight, Outbound, PublishReceipt, Route};
-pub use request::{Reply, round_trip};
+pub use request::Reply;
 pub use routing::RoutingIndex;
 
 use crate::config::Config;

@@ -53,12 +53,3 @@ impl Bus {
         }
     }
 }
-
-/// Waits until the server has processed everything this client sent before
-/// (a request round trip on the same connection; `flush` only writes).
-/// Used so that `subscribed` means the server already has the interest.
-pub async fn round_trip(client: &async_nats::Client, limit: Duration) {
-    let probe = async_nats::Request::new().timeout(Some(limit));
-    // Nobody answers this subject: the server's "no responders" is the reply.
-    let _ = client.send_request(client.new_inbox(), probe).await;
-}

@@ -7,26 +7,34 @@
 //! In a queue group each message goes to one member (round robin, skipping
 //! full outboxes); the NATS subscription itself joins the queue group, so
 //! several gateway instances share the load too.
+//!
+//! Each topic's subscription is polled by a small task of its own (its
+//! future is the [`topic::Feed`]: three pointers' worth). One task polling
+//! every subscription (a `FuturesUnordered`) was tried and measured: it
+//! costs a task less per subject but spent 2-3× the CPU per delivery
+//! across 10,000 subjects (benchmark B11). What a distinct subject costs
+//! beyond that is async-nats's own per-subscription channel (about 6.5 KiB,
+//! allocated whatever its capacity): see `docs/performance.md`.
 
 pub mod outbox;
+mod rounds;
+mod topic;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use futures::StreamExt;
-use tokio::sync::Mutex;
-use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use outbox::{Batch, CloseReason, Outbox, OutboxLimits, Pushed};
 
-use crate::auth::reserved_prefix;
 use crate::error::ApiError;
 use crate::frame::Frame;
 use crate::metrics::Metrics;
 use crate::subject::SubjectPattern;
+use rounds::Rounds;
+use topic::{Failure, Feed, Topic};
 
 /// A shared subscription: a subject pattern and an optional queue group.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -38,22 +46,19 @@ pub struct TopicKey {
 /// Identifies one subscriber (a socket).
 pub type MemberId = u64;
 
-struct Topic {
-    key: TopicKey,
-    /// A pattern starting with a wildcard (`>`, `*.x`) also matches the
-    /// reserved subjects (`$JS.API…`, `_INBOX…`); those messages are not
-    /// for subscribers who never named the prefix, so they are skipped.
-    skip_reserved: bool,
-    members: RwLock<Vec<(MemberId, Arc<Outbox>)>>,
-    next: AtomicUsize,
-    stop: CancellationToken,
+pub struct Hub {
+    shared: Arc<Shared>,
+    next_member: AtomicU64,
 }
 
-pub struct Hub {
+/// What the hub's background work (opening topics) needs too.
+struct Shared {
     client: async_nats::Client,
+    /// Held only for map operations, never across an await: joins and
+    /// leaves of different topics never wait for each other's NATS work.
     topics: Mutex<HashMap<TopicKey, Arc<Topic>>>,
+    rounds: Arc<Rounds>,
     tasks: TaskTracker,
-    next_member: AtomicU64,
     subscribe_timeout: Duration,
     metrics: Arc<Metrics>,
 }
@@ -64,13 +69,21 @@ impl Hub {
         subscribe_timeout: Duration,
         metrics: Arc<Metrics>,
     ) -> Self {
+        let tasks = TaskTracker::new();
         Self {
-            client,
-            topics: Mutex::new(HashMap::new()),
-            tasks: TaskTracker::new(),
+            shared: Arc::new(Shared {
+                rounds: Arc::new(Rounds::new(
+                    client.clone(),
+                    subscribe_timeout,
+                    tasks.clone(),
+                )),
+                client,
+                topics: Mutex::new(HashMap::new()),
+                tasks,
+                subscribe_timeout,
+                metrics,
+            }),
             next_member: AtomicU64::new(1),
-            subscribe_timeout,
-            metrics,
         }
     }
 
@@ -78,10 +91,13 @@ impl Hub {
         self.next_member.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// Adds `outbox` to the topic for `key`, subscribing on NATS if this is
-    /// the topic's first member. `confirm` (the `subscribed` frame) is queued
-    /// just before the first message can reach the member, and only once the
-    /// server holds the interest: whatever is published after it arrives.
+    /// Adds `outbox` to the topic for `key`. The first joiner of a topic
+    /// has it subscribed on NATS (in the background, so a cancelled join
+    /// leaves nothing half done); joiners arriving meanwhile wait for the
+    /// same subscription and share its outcome. `confirm` (the `subscribed`
+    /// frame) is queued just before the first message can reach the member,
+    /// and only once the server holds the interest: whatever is published
+    /// after it arrives.
     pub async fn join(
         &self,
         key: &TopicKey,
@@ -89,131 +105,145 @@ impl Hub {
         outbox: Arc<Outbox>,
         confirm: Frame,
     ) -> Result<(), ApiError> {
-        let mut topics = self.topics.lock().await;
-        if let Some(topic) = topics.get(key) {
-            topic.add(member, outbox, confirm);
-            return Ok(());
+        if self.shared.client.connection_state() != async_nats::connection::State::Connected {
+            return Err((&Failure::Unavailable).into());
         }
-        let pattern = key.pattern.as_str().to_owned();
-        let subscribe = async {
-            match &key.queue {
-                Some(queue) => self.client.queue_subscribe(pattern, queue.clone()).await,
-                None => self.client.subscribe(pattern).await,
-            }
-        };
-        let subscriber = match tokio::time::timeout(self.subscribe_timeout, subscribe).await {
-            Ok(Ok(subscriber)) => subscriber,
-            Ok(Err(err)) => {
-                return Err(ApiError::internal(format!("NATS subscribe failed: {err}")));
-            }
-            Err(_) => {
-                return Err(ApiError::NatsUnavailable {
-                    retry_after: Duration::from_secs(1),
-                });
-            }
-        };
-        let first = key.pattern.as_str().split('.').next().unwrap_or("");
-        let topic = Arc::new(Topic {
-            skip_reserved: first == "*" || first == ">",
-            key: key.clone(),
-            members: RwLock::new(Vec::new()),
-            next: AtomicUsize::new(0),
-            stop: CancellationToken::new(),
-        });
-        self.tasks
-            .spawn(run_topic(topic.clone(), subscriber, self.metrics.clone()));
-        // Confirm only once the server holds the interest, so a client can
-        // rely on receiving whatever is published after `subscribed`. The
-        // hub stays locked meanwhile so no one can leave the new topic
-        // before its first member is in.
-        crate::bus::round_trip(&self.client, self.subscribe_timeout).await;
-        topic.add(member, outbox, confirm);
-        topics.insert(key.clone(), topic);
+        let joining = Joining::enter(&self.shared, key);
+        if let Err(failure) = joining.topic.opened.wait().await {
+            return Err(failure.into());
+        }
+        joining.into_member(member, outbox, confirm);
         Ok(())
     }
 
     /// Removes a member; the last one out unsubscribes from NATS.
     pub async fn leave(&self, key: &TopicKey, member: MemberId) {
-        let mut topics = self.topics.lock().await;
+        let mut topics = self.shared.lock();
         let Some(topic) = topics.get(key) else { return };
-        let now_empty = {
-            let mut members = topic.members.write().unwrap_or_else(|e| e.into_inner());
-            members.retain(|(id, _)| *id != member);
-            members.is_empty()
-        };
-        if now_empty {
-            topic.stop.cancel();
-            topics.remove(key);
+        if topic.remove(member) && topic.users.fetch_sub(1, Ordering::Relaxed) == 1 {
+            let topic = topics.remove(key).expect("present");
+            topic.stop();
         }
     }
 
     /// Number of NATS subscriptions the hub holds.
     pub async fn topic_count(&self) -> usize {
-        self.topics.lock().await.len()
+        self.shared.lock().len()
     }
 
-    /// Stops every topic (used at shutdown) and waits for their tasks.
+    /// Stops every topic (used at shutdown) and waits for the work in
+    /// progress.
     pub async fn close(&self) {
-        for topic in self.topics.lock().await.drain().map(|(_, t)| t) {
-            topic.stop.cancel();
+        for topic in self.shared.lock().drain().map(|(_, t)| t) {
+            topic.stop();
         }
-        self.tasks.close();
-        self.tasks.wait().await;
+        self.shared.tasks.close();
+        self.shared.tasks.wait().await;
     }
 }
 
-async fn run_topic(
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, HashMap<TopicKey, Arc<Topic>>> {
+        self.topics.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Subscribes on NATS, starts the topic's feed and waits for the server
+    /// to confirm the subscription; the outcome goes to every joiner.
+    async fn open(self: Arc<Self>, topic: Arc<Topic>) {
+        let outcome = self.subscribe(&topic).await;
+        if outcome.is_err() {
+            // Joiners from now on start afresh; those waiting share this failure.
+            self.forget(&topic);
+        }
+        let _ = topic.opened.set(outcome);
+    }
+
+    async fn subscribe(&self, topic: &Arc<Topic>) -> Result<(), Failure> {
+        let key = &topic.key;
+        let subject = key.pattern.as_str().to_owned();
+        let subscribing = async {
+            match &key.queue {
+                Some(queue) => self.client.queue_subscribe(subject, queue.clone()).await,
+                None => self.client.subscribe(subject).await,
+            }
+        };
+        let subscriber = match tokio::time::timeout(self.subscribe_timeout, subscribing).await {
+            Ok(Ok(subscriber)) => subscriber,
+            Ok(Err(err)) => return Err(Failure::Refused(err.to_string())),
+            Err(_) => return Err(Failure::Unavailable),
+        };
+        let feed = Feed::new(topic.clone(), subscriber, self.metrics.clone());
+        self.tasks.spawn(feed);
+        if self.rounds.confirm().await {
+            Ok(())
+        } else {
+            Err(Failure::Unavailable)
+        }
+    }
+
+    /// Takes `topic` out of the table (if it is still the one there) and
+    /// stops it.
+    fn forget(&self, topic: &Arc<Topic>) {
+        let mut topics = self.lock();
+        if topics
+            .get(&topic.key)
+            .is_some_and(|t| Arc::ptr_eq(t, topic))
+        {
+            topics.remove(&topic.key);
+        }
+        topic.stop();
+    }
+}
+
+/// A joiner between entering a topic and becoming a member. Dropped
+/// without becoming one (the topic failed, or the join was cancelled), it
+/// gives its place back; the last one out removes the topic.
+struct Joining<'a> {
+    shared: &'a Arc<Shared>,
     topic: Arc<Topic>,
-    mut subscriber: async_nats::Subscriber,
-    metrics: Arc<Metrics>,
-) {
-    loop {
-        tokio::select! {
-            biased;
-            () = topic.stop.cancelled() => break,
-            msg = subscriber.next() => match msg {
-                Some(msg) if topic.skip_reserved && reserved_prefix(msg.subject.as_str()).is_some() => {}
-                Some(msg) => {
-                    let frame = Frame::message(&msg.subject, &msg.payload, msg.headers.as_ref(), None);
-                    topic.deliver(frame, &metrics);
-                }
-                None => break,
-            },
-        }
-    }
-    let _ = subscriber.unsubscribe().await;
-    tracing::debug!(pattern = %topic.key.pattern, "topic closed");
+    member: bool,
 }
 
-impl Topic {
-    fn add(&self, member: MemberId, outbox: Arc<Outbox>, confirm: Frame) {
-        let mut members = self.members.write().unwrap_or_else(|e| e.into_inner());
-        outbox.push_control(confirm);
-        if !members.iter().any(|(id, _)| *id == member) {
-            members.push((member, outbox));
+impl<'a> Joining<'a> {
+    fn enter(shared: &'a Arc<Shared>, key: &TopicKey) -> Self {
+        let mut topics = shared.lock();
+        let topic = match topics.get(key) {
+            Some(topic) => topic.clone(),
+            None => {
+                let topic = Arc::new(Topic::new(key.clone()));
+                topics.insert(key.clone(), topic.clone());
+                shared.tasks.spawn(shared.clone().open(topic.clone()));
+                topic
+            }
+        };
+        topic.users.fetch_add(1, Ordering::Relaxed);
+        Self {
+            shared,
+            topic,
+            member: false,
         }
     }
 
-    fn deliver(&self, frame: Frame, metrics: &Metrics) {
-        let members = self.members.read().unwrap_or_else(|e| e.into_inner());
-        if members.is_empty() {
+    fn into_member(mut self, member: MemberId, outbox: Arc<Outbox>, confirm: Frame) {
+        self.topic.add(member, outbox, confirm);
+        self.member = true;
+    }
+}
+
+impl Drop for Joining<'_> {
+    fn drop(&mut self) {
+        if self.member {
             return;
         }
-        if self.key.queue.is_some() {
-            // One member gets it: the next in turn whose queue has room.
-            let start = self.next.fetch_add(1, Ordering::Relaxed);
-            let n = members.len();
-            for i in 0..n {
-                let (_, outbox) = &members[(start + i) % n];
-                if !outbox.is_full() || i == n - 1 {
-                    metrics.pushed(outbox.push_message(frame));
-                    return;
-                }
+        let mut topics = self.shared.lock();
+        if self.topic.users.fetch_sub(1, Ordering::Relaxed) == 1 {
+            if topics
+                .get(&self.topic.key)
+                .is_some_and(|t| Arc::ptr_eq(t, &self.topic))
+            {
+                topics.remove(&self.topic.key);
             }
-        } else {
-            for (_, outbox) in members.iter() {
-                metrics.pushed(outbox.push_message(frame.clone()));
-            }
+            self.topic.stop();
         }
     }
 }

@@ -6,6 +6,9 @@ mod app;
 mod binary;
 mod nats;
 mod sse;
+/// A TCP proxy delaying every byte (a slow link to NATS): the harness's own.
+#[path = "../../src/bin/bench/proxy.rs"]
+pub mod proxy;
 mod ws;
 
 use std::future::Future;

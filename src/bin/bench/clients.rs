@@ -379,28 +379,44 @@ impl RawWs {
     }
 }
 
-/// Opens a gateway socket with `query` (percent-encoded) and waits for its
-/// `subscribed` frame.
-pub async fn gateway_subscriber(addr: SocketAddr, query: &str, buffer: usize) -> Result<RawWs> {
-    let mut ws = RawWs::connect(addr, &format!("/subscribe?{query}"), buffer).await?;
-    loop {
-        let mut state = None;
+/// Opens a gateway socket subscribed to `subjects` and waits for their
+/// `subscribed` frames.
+pub async fn gateway_subscriber(
+    addr: SocketAddr,
+    subjects: &[String],
+    buffer: usize,
+) -> Result<RawWs> {
+    let query: Vec<String> = subjects
+        .iter()
+        .map(|s| format!("subject={}", s.replace('>', "%3E").replace('*', "%2A")))
+        .collect();
+    let mut ws = RawWs::connect(addr, &format!("/subscribe?{}", query.join("&")), buffer).await?;
+    await_subscribed(&mut ws, subjects.len()).await?;
+    Ok(ws)
+}
+
+/// Reads until `count` `subscribed` frames arrived (failing on an `error`).
+pub async fn await_subscribed(ws: &mut RawWs, count: usize) -> Result<()> {
+    let mut confirmed = 0;
+    while confirmed < count {
+        let mut failed = None;
         let open = ws
             .read_frames(|_, p| {
                 if p.starts_with(br#"{"type":"subscribed""#) {
-                    state = Some(Ok(()));
+                    confirmed += 1;
                 } else if p.starts_with(br#"{"type":"error""#) {
-                    state = Some(Err(String::from_utf8_lossy(p).into_owned()));
+                    failed = Some(String::from_utf8_lossy(p).into_owned());
                 }
             })
             .await?;
-        match state {
-            Some(Ok(())) => return Ok(ws),
-            Some(Err(e)) => bail!("subscribe failed: {e}"),
-            None if !open => bail!("socket closed before subscribed"),
-            None => {}
+        if let Some(e) = failed {
+            bail!("subscribe failed: {e}");
+        }
+        if !open && confirmed < count {
+            bail!("socket closed before subscribed");
         }
     }
+    Ok(())
 }
 
 /// What a subscriber socket counts.
@@ -485,21 +501,35 @@ pub struct NativeSub {
 }
 
 impl NativeSub {
-    pub async fn connect(addr: SocketAddr, subject: &str, buffer: usize) -> Result<NativeSub> {
+    /// Connects and subscribes to `subjects` (sids 1, 2, ...).
+    pub async fn connect(
+        addr: SocketAddr,
+        subjects: &[String],
+        buffer: usize,
+    ) -> Result<NativeSub> {
         let ws = RawWs::connect(addr, "/", buffer).await?;
         let mut sub = NativeSub {
             ws,
             buf: Vec::new(),
         };
-        let hello = format!(
-            "CONNECT {{\"verbose\":false,\"pedantic\":false,\"protocol\":1}}\r\nSUB {subject} 1\r\nPING\r\n"
-        );
-        sub.ws.send(BINARY, hello.as_bytes()).await?;
-        // The PONG proves the server processed the SUB.
+        let mut ops =
+            "CONNECT {\"verbose\":false,\"pedantic\":false,\"protocol\":1}\r\n".to_owned();
+        for (i, subject) in subjects.iter().enumerate() {
+            ops.push_str(&format!("SUB {subject} {}\r\n", i + 1));
+        }
+        sub.sync(ops).await?;
+        Ok(sub)
+    }
+
+    /// Sends `ops` and a PING, and waits for the PONG that proves the
+    /// server processed them.
+    pub async fn sync(&mut self, mut ops: String) -> Result<()> {
+        ops.push_str("PING\r\n");
+        self.ws.send(BINARY, ops.as_bytes()).await?;
         let mut ponged = false;
         while !ponged {
             let (mut pings, mut err) = (0, None);
-            let open = sub.read(|op| match op {
+            let open = self.read(|op| match op {
                 Op::Pong => ponged = true,
                 Op::Ping => pings += 1,
                 Op::Err(e) => err = Some(e.to_owned()),
@@ -509,12 +539,12 @@ impl NativeSub {
             if let Some(e) = err {
                 bail!("nats-server: {e}");
             }
-            sub.pongs(pings).await?;
+            self.pongs(pings).await?;
             if !open && !ponged {
-                bail!("nats websocket closed during CONNECT");
+                bail!("nats websocket closed before PONG");
             }
         }
-        Ok(sub)
+        Ok(())
     }
 
     /// One read: NATS operations complete so far go to `on`.

@@ -29,31 +29,39 @@ const LATENCY_SIZE: usize = 256;
 const SUBJECT: &str = "orderbook.binance.perpetual.BTC-USDT";
 
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum Kind {
+pub enum Kind {
     Gateway,
     Native,
 }
 
-/// Opens `n` subscribers on `orderbook.>` and starts reading them into `tally`.
+/// Subjects socket `i` subscribes to.
+pub type Subjects<'a> = &'a dyn Fn(usize) -> Vec<String>;
+
+/// Every socket on `orderbook.>` (B5, B6, B7).
+fn shared_subject(_: usize) -> Vec<String> {
+    vec!["orderbook.>".to_owned()]
+}
+
+/// Opens `n` subscribers and starts reading them into `tally`.
 async fn subscribers(
     env: &Env,
     kind: Kind,
     n: usize,
+    subjects: Subjects<'_>,
     tally: &Tally,
     stop: &Stop,
 ) -> Result<Vec<JoinHandle<()>>> {
     let mut readers = Vec::with_capacity(n);
-    for _ in 0..n {
+    for i in 0..n {
         let (tally, stop) = (tally.clone(), stop.clone());
+        let subjects = subjects(i);
         readers.push(match kind {
             Kind::Gateway => {
-                let ws =
-                    clients::gateway_subscriber(env.gateway, "subject=orderbook.%3E", 256 * 1024)
-                        .await?;
+                let ws = clients::gateway_subscriber(env.gateway, &subjects, 256 * 1024).await?;
                 tokio::spawn(clients::gateway_reader(ws, tally, stop))
             }
             Kind::Native => {
-                let sub = NativeSub::connect(env.nats_ws, "orderbook.>", 256 * 1024).await?;
+                let sub = NativeSub::connect(env.nats_ws, &subjects, 256 * 1024).await?;
                 tokio::spawn(sub.run(tally, stop))
             }
         });
@@ -70,23 +78,41 @@ async fn close(readers: Vec<JoinHandle<()>>) {
     tokio::time::sleep(Duration::from_millis(200)).await;
 }
 
-/// B5, one side: delivered messages per second over all sockets.
-async fn fanout(env: &Env, kind: Kind, size: usize) -> Result<Sample> {
+/// What a fan-out run subscribes and publishes.
+pub struct Shape<'a> {
+    pub sockets: usize,
+    pub subjects: Subjects<'a>,
+    /// The publisher cycles through these.
+    pub publish: Vec<async_nats::Subject>,
+    /// Sockets each message reaches.
+    pub copies: u64,
+    /// Messages the publisher lets be under way (published, not yet
+    /// delivered to every socket it reaches).
+    pub credit: u64,
+    pub size: usize,
+}
+
+/// One side of B5 or B11: delivered messages per second over all sockets,
+/// and the servers' CPU time per delivery.
+pub async fn fanout(env: &Env, kind: Kind, shape: &Shape<'_>) -> Result<Sample> {
     let tally = Tally::new(false);
     let stop = Stop::default();
-    let readers = subscribers(env, kind, FANOUT_SOCKETS, &tally, &stop).await?;
-    crate::debug(&format!("B5 {kind:?}: {FANOUT_SOCKETS} sockets open"));
-    let body = Bytes::from(payload::sized(size));
+    let readers = subscribers(env, kind, shape.sockets, shape.subjects, &tally, &stop).await?;
+    crate::debug(&format!("fan-out {kind:?}: {} sockets open", shape.sockets));
+    let body = Bytes::from(payload::sized(shape.size));
     let publisher = {
         let (client, tally, stop) = (env.nats.clone(), tally.clone(), stop.clone());
+        let (subjects, copies, credit) = (shape.publish.clone(), shape.copies, shape.credit);
         tokio::spawn(async move {
             let mut published: u64 = 0;
+            let mut next = subjects.iter().cycle();
             while !stop.is_set() {
-                let delivered = tally.messages.load(Ordering::Relaxed) / FANOUT_SOCKETS as u64;
-                if published.saturating_sub(delivered) < CREDIT {
+                let delivered = tally.messages.load(Ordering::Relaxed) / copies;
+                if published.saturating_sub(delivered) < credit {
                     for _ in 0..16 {
+                        let subject = next.next().expect("subjects").clone();
                         client
-                            .publish(SUBJECT, body.clone())
+                            .publish(subject, body.clone())
                             .await
                             .context("publish")?;
                     }
@@ -112,11 +138,9 @@ async fn fanout(env: &Env, kind: Kind, size: usize) -> Result<Sample> {
         );
     }
     stop.set();
-    crate::debug(&format!("B5 {kind:?}: measured {}", sample.value));
+    crate::debug(&format!("fan-out {kind:?}: measured {}", sample.value));
     let published = publisher.await.context("join")??;
-    crate::debug(&format!("B5 {kind:?}: publisher stopped"));
     close(readers).await;
-    crate::debug(&format!("B5 {kind:?}: closed"));
     sample.extra.insert("published".into(), published.into());
     let dropped = tally.dropped.load(Ordering::Relaxed);
     if dropped > 0 {
@@ -125,9 +149,29 @@ async fn fanout(env: &Env, kind: Kind, size: usize) -> Result<Sample> {
     Ok(sample)
 }
 
+/// Carries the medians of the servers' CPU per delivery into the result.
+pub fn keep_server_cpu(res: &mut BenchResult) {
+    for key in [
+        "gateway_server_cpu_ns_per_delivery",
+        "baseline_server_cpu_ns_per_delivery",
+    ] {
+        if let Some(v) = res.median_extra(key) {
+            res.extra.insert(key.into(), v.into());
+        }
+    }
+}
+
 pub async fn b5(env: &Env) -> Result<Vec<BenchResult>> {
     let mut out = Vec::new();
     for (size, label) in [(128, "128 B"), (1024, "1 KiB")] {
+        let shape = Shape {
+            sockets: FANOUT_SOCKETS,
+            subjects: &shared_subject,
+            publish: vec![SUBJECT.into()],
+            copies: FANOUT_SOCKETS as u64,
+            credit: CREDIT,
+            size,
+        };
         let mut reps = Vec::new();
         for rep in 0..env.reps {
             reps.push(
@@ -135,8 +179,8 @@ pub async fn b5(env: &Env) -> Result<Vec<BenchResult>> {
                     env,
                     &format!("B5 {label}"),
                     rep,
-                    async || fanout(env, Kind::Gateway, size).await,
-                    async || fanout(env, Kind::Native, size).await,
+                    async || fanout(env, Kind::Gateway, &shape).await,
+                    async || fanout(env, Kind::Native, &shape).await,
                 )
                 .await?,
             );
@@ -150,14 +194,7 @@ pub async fn b5(env: &Env) -> Result<Vec<BenchResult>> {
             1.0,
             reps,
         );
-        for key in [
-            "gateway_server_cpu_ns_per_delivery",
-            "baseline_server_cpu_ns_per_delivery",
-        ] {
-            if let Some(v) = res.median_extra(key) {
-                res.extra.insert(key.into(), v.into());
-            }
-        }
+        keep_server_cpu(&mut res);
         res.note = Some(format!(
             "publisher paced by delivery: at most {CREDIT} messages per socket under way; server CPU = gateway + nats-server CPU time per delivery"
         ));
@@ -170,7 +207,7 @@ pub async fn b5(env: &Env) -> Result<Vec<BenchResult>> {
 async fn latency(env: &Env, kind: Kind) -> Result<Sample> {
     let tally = Tally::new(true);
     let stop = Stop::default();
-    let readers = subscribers(env, kind, LATENCY_SOCKETS, &tally, &stop).await?;
+    let readers = subscribers(env, kind, LATENCY_SOCKETS, &shared_subject, &tally, &stop).await?;
     let template = payload::timestamped(LATENCY_SIZE);
     let publisher = {
         let (client, origin, stop) = (env.nats.clone(), tally.origin, stop.clone());
@@ -274,17 +311,20 @@ pub async fn b6(env: &Env) -> Result<BenchResult> {
     Ok(res)
 }
 
-/// Opens `n` idle subscribed sockets (64 handshakes at a time).
-async fn idle_sockets(kind: Kind, addr: std::net::SocketAddr, n: usize) -> Result<Vec<RawWs>> {
-    let opened: Vec<Result<RawWs>> = futures::stream::iter(0..n)
-        .map(|_| async move {
+/// Opens idle sockets `range`, subscribed to their `subjects` (64
+/// handshakes at a time).
+async fn idle_sockets(
+    kind: Kind,
+    addr: std::net::SocketAddr,
+    range: std::ops::Range<usize>,
+    subjects: Subjects<'_>,
+) -> Result<Vec<RawWs>> {
+    let opened: Vec<Result<RawWs>> = futures::stream::iter(range)
+        .map(|i| async move {
+            let subjects = subjects(i);
             match kind {
-                Kind::Gateway => {
-                    clients::gateway_subscriber(addr, "subject=orderbook.%3E", 4096).await
-                }
-                Kind::Native => Ok(NativeSub::connect(addr, "orderbook.>", 4096)
-                    .await?
-                    .into_ws()),
+                Kind::Gateway => clients::gateway_subscriber(addr, &subjects, 4096).await,
+                Kind::Native => Ok(NativeSub::connect(addr, &subjects, 4096).await?.into_ws()),
             }
         })
         .buffer_unordered(64)
@@ -294,14 +334,21 @@ async fn idle_sockets(kind: Kind, addr: std::net::SocketAddr, n: usize) -> Resul
 }
 
 /// RSS growth of `pid` per socket, in KiB, for `n` idle subscribed sockets.
-async fn per_socket(kind: Kind, addr: std::net::SocketAddr, pid: u32, n: usize) -> Result<Sample> {
+async fn per_socket(
+    kind: Kind,
+    addr: std::net::SocketAddr,
+    pid: u32,
+    n: usize,
+    subjects: Subjects<'_>,
+) -> Result<Sample> {
     // Warm up: the first sockets pay one-time costs (the shared NATS
-    // subscription, lazily built tables) that are not per socket.
-    drop(idle_sockets(kind, addr, 100).await?);
+    // subscription, lazily built tables) that are not per socket. Subjects
+    // of their own, so the measured sockets find none of theirs in place.
+    drop(idle_sockets(kind, addr, n..n + 100, subjects).await?);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let before = sys::rss_bytes(pid).context("read RSS")?;
     let started = Instant::now();
-    let sockets = idle_sockets(kind, addr, n).await?;
+    let sockets = idle_sockets(kind, addr, 0..n, subjects).await?;
     let open_s = started.elapsed().as_secs_f64();
     tokio::time::sleep(Duration::from_millis(500)).await;
     let after = sys::rss_bytes(pid).context("read RSS")?;
@@ -319,13 +366,24 @@ async fn per_socket(kind: Kind, addr: std::net::SocketAddr, pid: u32, n: usize) 
     })
 }
 
-pub async fn b7(env: &Env) -> Result<BenchResult> {
+/// A subject of its own for socket `i` (B7d, B10, B11): MarketPrism's
+/// shape, a symbol per socket.
+pub fn own_subject(i: usize) -> String {
+    format!("orderbook.bench.perpetual.S{i:05}-USDT")
+}
+
+/// B7: every socket on `orderbook.>`. B7d: each on a subject of its own,
+/// so each also costs a NATS subscription (target also ≤ 0.25× native).
+pub async fn b7(env: &Env, distinct: bool) -> Result<BenchResult> {
     let n = env.idle_sockets;
+    let id = if distinct { "B7d" } else { "B7" };
+    let own = |i| vec![own_subject(i)];
+    let subjects: Subjects<'_> = if distinct { &own } else { &shared_subject };
     let mut reps = Vec::new();
     for rep in 0..env.reps {
         // Fresh servers each time: memory freed by earlier runs would be
         // reused and hide the cost.
-        let dir = env.dir.join(format!("b7-{rep}"));
+        let dir = env.dir.join(format!("{id}-{rep}"));
         let nats = Nats::start(&dir.join("nats"), env.placement)?;
         let gw = GatewayProc::start(
             &dir.join("gateway"),
@@ -336,10 +394,10 @@ pub async fn b7(env: &Env) -> Result<BenchResult> {
         reps.push(
             pair(
                 env,
-                "B7",
+                id,
                 rep,
-                async || per_socket(Kind::Gateway, gw.addr, gw.pid(), n).await,
-                async || per_socket(Kind::Native, nats.ws, nats.pid(), n).await,
+                async || per_socket(Kind::Gateway, gw.addr, gw.pid(), n, subjects).await,
+                async || per_socket(Kind::Native, nats.ws, nats.pid(), n, subjects).await,
             )
             .await?,
         );
@@ -349,18 +407,30 @@ pub async fn b7(env: &Env) -> Result<BenchResult> {
             let _ = std::fs::remove_dir_all(&dir);
         }
     }
+    let count = crate::report::thousands(n as u64);
+    let (name, max_ratio) = if distinct {
+        (
+            format!("idle WebSocket memory, one distinct subject per socket, {count} sockets"),
+            Some(0.25),
+        )
+    } else {
+        (
+            format!("idle subscribed WebSocket memory at {count} sockets"),
+            None,
+        )
+    };
     let mut res = BenchResult::from_reps(
-        "B7",
-        &format!(
-            "idle subscribed WebSocket memory at {} sockets",
-            crate::report::thousands(n as u64)
-        ),
+        id,
+        &name,
         "KiB/socket",
         "nats-server native WebSocket (RSS growth of the nats-server process)",
         Goal::ValueAtMost,
         8.0,
         reps,
     );
+    if let Some(max) = max_ratio {
+        res.also_ratio_at_most(max);
+    }
     res.note = Some(format!(
         "RSS growth of the server process (VmRSS) divided by {n}; kernel socket buffers are not in RSS"
     ));

@@ -20,14 +20,17 @@
 mod clients;
 mod err;
 mod fanout;
+mod many;
 mod payload;
 mod procs;
+mod proxy;
 mod publish;
 mod reload;
 mod replay;
 mod report;
 mod serve;
 mod stats;
+mod storm;
 mod sys;
 
 use std::net::SocketAddr;
@@ -107,6 +110,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Args {
 pub struct Env {
     pub gateway: SocketAddr,
     pub nats_ws: SocketAddr,
+    pub nats_url: String,
     pub nats: async_nats::Client,
     pub js: async_nats::jetstream::Context,
     pub warmup: Duration,
@@ -292,6 +296,7 @@ async fn run(args: Args, pin: bool, mut pin_note: String) -> Result<ExitCode> {
     let env = Env {
         gateway: gateway.addr,
         nats_ws: nats.ws,
+        nats_url: nats.url.clone(),
         nats: client,
         js,
         warmup: Duration::from_secs_f64(if quick { 0.3 } else { 1.0 }),
@@ -347,7 +352,21 @@ async fn run(args: Args, pin: bool, mut pin_note: String) -> Result<ExitCode> {
     }
     if wanted("B7") {
         step("B7 idle socket memory");
-        results.push(fanout::b7(&env).await?);
+        results.push(fanout::b7(&env, false).await?);
+    }
+    if wanted("B7D") {
+        step("B7d idle socket memory, a subject per socket");
+        results.push(fanout::b7(&env, true).await?);
+    }
+    if wanted("B10") {
+        step("B10 subscribe storm");
+        // Through the link the harness holds three descriptors per native socket.
+        let n = (if quick { 2_000 } else { 5_000 }).min(nofile.saturating_sub(500) as usize / 3);
+        results.extend(storm::b10(&env, n).await?);
+    }
+    if wanted("B11") {
+        step("B11 many-subject fan-out");
+        results.push(many::b11(&env, 1_000).await?);
     }
     if wanted("B13") {
         step("B13 reload with open sockets");

@@ -38,7 +38,7 @@ pub async fn b10(env: &Env) -> Result<BenchResult> {
                 rep,
                 async || {
                     let sockets = opened(n, async || {
-                        clients::gateway_subscriber(gw.addr, "subject=orderbook.%3E", 1024).await
+                        clients::gateway_subscriber(gw.addr, &["orderbook.>".to_owned()], 1024).await
                     })
                     .await?;
                     let sample =
@@ -46,21 +46,21 @@ pub async fn b10(env: &Env) -> Result<BenchResult> {
                     gw.reload(&open)?;
                     // Open again once the reload is in force.
                     wait_open(async || {
-                        clients::gateway_subscriber(gw.addr, "subject=x", 1024).await
+                        clients::gateway_subscriber(gw.addr, &["x".to_owned()], 1024).await
                     })
                     .await?;
                     sample
                 },
                 async || {
                     let sockets = opened(n, async || {
-                        Ok(NativeSub::connect(native.ws, "orderbook.>", 1024)
+                        Ok(NativeSub::connect(native.ws, &["orderbook.>".to_owned()], 1024)
                             .await?
                             .into_ws())
                     })
                     .await?;
                     let sample = closed_after(sockets, || native.reload(NATS_AUTH)).await;
                     native.reload("")?;
-                    wait_open(async || NativeSub::connect(native.ws, "x", 1024).await).await?;
+                    wait_open(async || NativeSub::connect(native.ws, &["x".to_owned()], 1024).await).await?;
                     sample
                 },
             )

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::stats::{BenchResult, Goal};
+use crate::stats::BenchResult;
 use crate::sys;
 
 #[derive(Serialize, Deserialize)]
@@ -140,10 +140,7 @@ fn value(v: f64, metric: &str) -> String {
 }
 
 fn target(r: &BenchResult) -> String {
-    match r.goal {
-        Goal::RatioAtLeast | Goal::RatioAtMost => r.target_text.clone(),
-        Goal::ValueAtMost => format!("≤ {} {}", r.target, r.metric),
-    }
+    r.target_text.clone()
 }
 
 fn extras(map: &serde_json::Map<String, serde_json::Value>) -> String {

@@ -195,6 +195,14 @@ impl BenchResult {
         self.reference = Some(reference);
     }
 
+    /// Adds a second bound for a result judged on its value: the ratio to
+    /// the baseline must not exceed `max` either (quick mode: `max` ÷ 0.8).
+    pub fn also_ratio_at_most(&mut self, max: f64) {
+        self.pass &= self.ratio <= max;
+        self.within_quick_bound &= self.ratio <= max / 0.8;
+        self.target_text = format!("{} and ratio ≤ {max:.2}", self.target_text);
+    }
+
     /// Median over reps of a number stored in each rep's `extra`.
     pub fn median_extra(&self, key: &str) -> Option<f64> {
         let v: Vec<f64> = self

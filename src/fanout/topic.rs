@@ -1,0 +1,174 @@
+//! One shared NATS subscription (a [`Topic`]) and the [`Feed`] that moves
+//! its messages into the members' outboxes.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
+use std::task::{Context, Poll};
+
+use futures::StreamExt;
+use futures::task::AtomicWaker;
+use tokio::sync::SetOnce;
+
+use super::{MemberId, Outbox, TopicKey};
+use crate::auth::reserved_prefix;
+use crate::error::ApiError;
+use crate::frame::Frame;
+use crate::metrics::Metrics;
+
+/// Why a topic could not be opened; every joiner waiting for it gets it.
+#[derive(Debug, Clone)]
+pub(super) enum Failure {
+    /// NATS did not take or confirm the subscription in time.
+    Unavailable,
+    /// The client refused the subscription (e.g. a subject it rejects).
+    Refused(String),
+}
+
+impl From<&Failure> for ApiError {
+    fn from(failure: &Failure) -> Self {
+        match failure {
+            Failure::Unavailable => ApiError::NatsUnavailable {
+                retry_after: std::time::Duration::from_secs(1),
+            },
+            Failure::Refused(why) => ApiError::internal(format!("NATS subscribe failed: {why}")),
+        }
+    }
+}
+
+pub(super) struct Topic {
+    pub key: TopicKey,
+    /// A pattern starting with a wildcard (`>`, `*.x`) also matches the
+    /// reserved subjects (`$JS.API…`, `_INBOX…`); those messages are not
+    /// for subscribers who never named the prefix, so they are skipped.
+    skip_reserved: bool,
+    members: RwLock<Vec<(MemberId, Arc<Outbox>)>>,
+    /// Round-robin position for queue groups.
+    next: AtomicUsize,
+    /// Members plus joiners still waiting for the topic to open. Changed
+    /// only under the hub's table lock: the topic leaves the table when
+    /// this reaches zero, so a joiner never finds a topic being removed.
+    pub users: AtomicUsize,
+    /// Set once: whether the NATS subscription is in place and confirmed.
+    pub opened: SetOnce<Result<(), Failure>>,
+    stopped: AtomicBool,
+    /// Wakes the feed when the topic is stopped.
+    waker: AtomicWaker,
+}
+
+impl Topic {
+    pub fn new(key: TopicKey) -> Self {
+        let first = key.pattern.as_str().split('.').next().unwrap_or("");
+        Self {
+            skip_reserved: first == "*" || first == ">",
+            key,
+            members: RwLock::new(Vec::new()),
+            next: AtomicUsize::new(0),
+            users: AtomicUsize::new(0),
+            opened: SetOnce::new(),
+            stopped: AtomicBool::new(false),
+            waker: AtomicWaker::new(),
+        }
+    }
+
+    /// Queues `confirm` and adds the member: messages that reach the topic
+    /// from now on go to it, after the confirmation.
+    pub fn add(&self, member: MemberId, outbox: Arc<Outbox>, confirm: Frame) {
+        let mut members = self.members.write().unwrap_or_else(|e| e.into_inner());
+        outbox.push_control(confirm);
+        if !members.iter().any(|(id, _)| *id == member) {
+            members.push((member, outbox));
+        }
+    }
+
+    /// Removes a member; false if it was not one.
+    pub fn remove(&self, member: MemberId) -> bool {
+        let mut members = self.members.write().unwrap_or_else(|e| e.into_inner());
+        let before = members.len();
+        members.retain(|(id, _)| *id != member);
+        members.len() < before
+    }
+
+    /// Ends the feed (which unsubscribes from NATS when dropped).
+    pub fn stop(&self) {
+        self.stopped.store(true, Ordering::Release);
+        self.waker.wake();
+    }
+
+    fn on_message(&self, msg: async_nats::Message, metrics: &Metrics) {
+        if self.skip_reserved && reserved_prefix(msg.subject.as_str()).is_some() {
+            return;
+        }
+        let frame = Frame::message(&msg.subject, &msg.payload, msg.headers.as_ref(), None);
+        self.deliver(frame, metrics);
+    }
+
+    fn deliver(&self, frame: Frame, metrics: &Metrics) {
+        let members = self.members.read().unwrap_or_else(|e| e.into_inner());
+        if members.is_empty() {
+            return;
+        }
+        if self.key.queue.is_some() {
+            // One member gets it: the next in turn whose queue has room.
+            let start = self.next.fetch_add(1, Ordering::Relaxed);
+            let n = members.len();
+            for i in 0..n {
+                let (_, outbox) = &members[(start + i) % n];
+                if !outbox.is_full() || i == n - 1 {
+                    metrics.pushed(outbox.push_message(frame));
+                    return;
+                }
+            }
+        } else {
+            for (_, outbox) in members.iter() {
+                metrics.pushed(outbox.push_message(frame.clone()));
+            }
+        }
+    }
+}
+
+/// A topic's NATS subscription, polled by a task of its own. It ends when the
+/// topic is stopped or the subscription closes; dropping the
+/// [`async_nats::Subscriber`] unsubscribes.
+pub(super) struct Feed {
+    topic: Arc<Topic>,
+    subscriber: async_nats::Subscriber,
+    metrics: Arc<Metrics>,
+}
+
+impl Feed {
+    pub fn new(
+        topic: Arc<Topic>,
+        subscriber: async_nats::Subscriber,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Self {
+            topic,
+            subscriber,
+            metrics,
+        }
+    }
+}
+
+impl Future for Feed {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        // Registered before the check, so a stop in between still wakes us.
+        self.topic.waker.register(cx.waker());
+        if self.topic.stopped.load(Ordering::Acquire) {
+            return Poll::Ready(());
+        }
+        // The subscription's channel takes part in tokio's cooperative
+        // budget: after a run of messages it reports Pending (and wakes us),
+        // so a busy subject yields its thread to the other tasks in turn.
+        loop {
+            match self.subscriber.poll_next_unpin(cx) {
+                Poll::Ready(Some(msg)) => self.topic.on_message(msg, &self.metrics),
+                Poll::Ready(None) => return Poll::Ready(()),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+}
