@@ -24,6 +24,7 @@ pub mod streams;
 pub mod subject;
 pub mod subscription;
 pub mod telemetry;
+pub mod trace_context;
 pub mod ws;
 
 pub use app::{AppState, Gateway, build_router};

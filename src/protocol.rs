@@ -13,6 +13,7 @@ use crate::bus::Outbound;
 use crate::bus::headers::HeaderBuilder;
 use crate::error::ApiError;
 use crate::subject::Subject;
+use crate::trace_context::TraceContext;
 
 /// A message to publish, as JSON. Exactly one of `data` (any JSON value,
 /// published as its JSON text) and `data_base64` (raw bytes) is given.
@@ -46,7 +47,8 @@ pub struct PublishLine {
     data: Option<serde_json::Value>,
     /// The payload as standard base64, for non-JSON bytes.
     data_base64: Option<String>,
-    /// NATS headers to set.
+    /// NATS headers to set. A `traceparent` (W3C trace context, validated)
+    /// here wins over the request's `traceparent` header.
     headers: Option<std::collections::HashMap<String, String>>,
     /// Sets `Nats-Msg-Id` for JetStream deduplication.
     msg_id: Option<String>,
@@ -58,6 +60,16 @@ impl PublishFields<'_> {
     /// Validates the fields into a message. `source` is the buffer the JSON
     /// was parsed from, so a JSON `data` payload is sliced out of it, not copied.
     pub fn into_outbound(self, source: &Bytes) -> Result<Outbound, ApiError> {
+        self.into_outbound_traced(source, None)
+    }
+
+    /// Like [`Self::into_outbound`], carrying `trace` (the HTTP request's
+    /// trace context) into a message without a `traceparent` of its own.
+    pub fn into_outbound_traced(
+        self,
+        source: &Bytes,
+        trace: Option<&TraceContext>,
+    ) -> Result<Outbound, ApiError> {
         if self.op.as_deref().is_some_and(|op| op != "publish") {
             return Err(ApiError::InvalidOp(format!(
                 "op must be \"publish\" here, not {:?}",
@@ -89,6 +101,7 @@ impl PublishFields<'_> {
         if let Some(id) = &self.msg_id {
             headers.msg_id(id)?;
         }
+        headers.trace_default(trace);
         Ok(Outbound {
             subject,
             payload,

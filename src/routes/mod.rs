@@ -90,12 +90,15 @@ pub fn router(state: AppState) -> Router {
                         .extensions()
                         .get::<axum::extract::MatchedPath>()
                         .map_or("unmatched", |p| p.as_str());
+                    let trace_id = crate::trace_context::TraceContext::trace_id_of(req.headers());
                     tracing::info_span!(
                         "http",
                         method = %req.method(),
                         route,
                         path = %req.uri().path(),
+                        version = ?req.version(),
                         request_id = %id,
+                        trace_id,
                         caller = tracing::field::Empty
                     )
                 })
