@@ -6,6 +6,7 @@
 //! [`subject`] validates every name before it reaches NATS.
 
 pub mod app;
+pub mod asyncapi;
 pub mod auth;
 pub mod bus;
 pub mod cli;

@@ -15,7 +15,9 @@ use crate::error::{PROBLEM_JSON, Problem};
         description = "HTTP/WebSocket gateway to the MarketPrism NATS JetStream bus. \
 Publish market data over REST (single or NDJSON batches), make NATS requests, \
 and check health. Every error is an RFC 9457 `application/problem+json` document \
-with a stable `code`.",
+with a stable `code`. The WebSocket and Server-Sent Events protocols (`/subscribe`, \
+`/events`: frames, control ops, close codes) are described by the AsyncAPI 3.0 \
+document at [/asyncapi.json](/asyncapi.json).",
         license(name = "MIT", identifier = "MIT")
     ),
     tags(

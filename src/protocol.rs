@@ -15,45 +15,38 @@ use crate::error::ApiError;
 use crate::subject::Subject;
 use crate::trace_context::TraceContext;
 
-/// A message to publish, as JSON. Exactly one of `data` (any JSON value,
-/// published as its JSON text) and `data_base64` (raw bytes) is given.
-#[derive(Debug, Deserialize)]
+/// A message to publish, as JSON: an NDJSON batch line or a WebSocket
+/// `publish` op. Exactly one of `data` (any JSON value, published as its
+/// JSON text) and `data_base64` (raw bytes) is given.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = PublishLine)]
 pub struct PublishFields<'a> {
     /// `"publish"` when given (WebSocket ops carry it; batch lines may).
     #[serde(default)]
     pub op: Option<String>,
-    /// Client correlation id, echoed in the matching ack or error.
+    /// Correlation id (any JSON value), echoed in this line's result or
+    /// the op's `ack`/`error`.
     #[serde(default, borrow)]
+    #[schema(value_type = Option<serde_json::Value>)]
     pub id: Option<&'a RawValue>,
+    /// Literal subject to publish to.
     pub subject: String,
+    /// Any JSON value; published as its JSON text.
     #[serde(default, borrow)]
+    #[schema(value_type = Option<serde_json::Value>)]
     pub data: Option<&'a RawValue>,
+    /// The payload as standard base64, for non-JSON bytes.
     #[serde(default)]
     pub data_base64: Option<String>,
-    #[serde(default)]
-    pub headers: Option<IndexMap<String, String>>,
-    #[serde(default)]
-    pub msg_id: Option<String>,
-}
-
-/// The OpenAPI description of [`PublishFields`].
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct PublishLine {
-    /// Literal subject to publish to.
-    subject: String,
-    /// Any JSON value; published as its JSON text.
-    data: Option<serde_json::Value>,
-    /// The payload as standard base64, for non-JSON bytes.
-    data_base64: Option<String>,
     /// NATS headers to set. A `traceparent` (W3C trace context, validated)
     /// here wins over the request's `traceparent` header.
-    headers: Option<std::collections::HashMap<String, String>>,
+    #[serde(default)]
+    #[schema(value_type = Option<std::collections::HashMap<String, String>>)]
+    pub headers: Option<IndexMap<String, String>>,
     /// Sets `Nats-Msg-Id` for JetStream deduplication.
-    msg_id: Option<String>,
-    /// Correlation id (any JSON value), echoed in this line's result.
-    id: Option<serde_json::Value>,
+    #[serde(default)]
+    pub msg_id: Option<String>,
 }
 
 impl PublishFields<'_> {

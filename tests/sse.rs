@@ -78,11 +78,14 @@ impl SseReader {
         loop {
             let b = self.next().await;
             if let Some(event) = b.event {
-                return (
-                    event,
-                    b.id,
-                    serde_json::from_str(&b.data).expect("JSON data"),
+                let frame: Value = serde_json::from_str(&b.data).expect("JSON data");
+                assert_documented(&frame);
+                assert_eq!(
+                    frame["type"],
+                    event.as_str(),
+                    "the event name is the frame's type"
                 );
+                return (event, b.id, frame);
             }
         }
     }

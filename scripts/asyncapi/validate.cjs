@@ -3,7 +3,7 @@
 // scripts/install-test-deps.sh). Prints every diagnostic; exits 1 on an error.
 // On success prints the document's channel, operation and message ids as JSON.
 //
-//   node scripts/asyncapi/validate.cjs asyncapi/asyncapi.json
+//   node scripts/asyncapi/validate.cjs openapi/asyncapi.json
 'use strict';
 const fs = require('node:fs');
 const path = require('node:path');

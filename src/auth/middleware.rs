@@ -15,8 +15,10 @@ use crate::net::ClientAddr;
 
 /// Routes reachable without a token.
 fn is_public(path: &str) -> bool {
-    matches!(path, "/healthz" | "/livez" | "/metrics" | "/openapi.json")
-        || path == "/docs"
+    matches!(
+        path,
+        "/healthz" | "/livez" | "/metrics" | "/openapi.json" | "/asyncapi.json"
+    ) || path == "/docs"
         || path.starts_with("/docs/")
 }
 

@@ -78,7 +78,7 @@ pub enum LineOutcome {
     path = "/publish",
     tag = "publish",
     params(PublishQuery),
-    request_body(content = Vec<crate::protocol::PublishLine>, content_type = "application/x-ndjson", description = "One JSON object per line"),
+    request_body(content = Vec<crate::protocol::PublishFields>, content_type = "application/x-ndjson", description = "One JSON object per line"),
     responses(
         (status = 200, description = "Every line was published", body = BatchResponse),
         (status = 207, description = "Some lines failed; see each result's `error`", body = BatchResponse),

@@ -70,6 +70,7 @@ pub fn router(state: AppState) -> Router {
     let (api_router, doc) = crate::openapi::split(served(&state));
     api_router
         .merge(SwaggerUi::new("/docs").url("/openapi.json", doc))
+        .route("/asyncapi.json", axum::routing::get(asyncapi_json))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), edge))
@@ -219,6 +220,17 @@ fn cors(
             .expose_headers(expose.map(HeaderName::from_static))
             .max_age(Duration::from_secs(600)),
     )
+}
+
+/// The AsyncAPI document of `/subscribe` and `/events`, built once.
+async fn asyncapi_json() -> Response {
+    static DOCUMENT: std::sync::LazyLock<String> =
+        std::sync::LazyLock::new(crate::asyncapi::to_pretty_json);
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        DOCUMENT.as_str(),
+    )
+        .into_response()
 }
 
 async fn not_found(uri: Uri) -> ApiError {

@@ -10,7 +10,8 @@ use axum::extract::{RawQuery, State, WebSocketUpgrade};
 use axum::http::HeaderMap;
 use axum::response::Response;
 
-pub use query::SubscribeQuery;
+pub use ops::{check_op, subscription_op_schema};
+pub use query::{MAX_QUEUE_LEN, SubscribeQuery};
 
 use crate::app::AppState;
 use crate::auth::{Caller, check_origin};

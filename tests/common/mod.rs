@@ -19,7 +19,7 @@ pub use nats::{NatsServer, nats_server_bin, start_cluster, unused_port};
 #[allow(unused_imports)]
 pub use tools::{Pki, curl, pki, python, run_python};
 #[allow(unused_imports)]
-pub use ws::{Socket, WsClient};
+pub use ws::{Socket, WsClient, assert_documented};
 
 /// Polls `check` until it returns true; panics with `what` after `timeout`.
 /// Tests never sleep for a fixed time: they wait for the observable state.
