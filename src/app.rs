@@ -256,6 +256,11 @@ impl Gateway {
                 state.bus.client().drain(),
             )
             .await;
+            // The exporter's thread posts on this runtime: wait off it.
+            if let Some(spans) = state.bus.spans().cloned() {
+                let limit = state.config.gateway.tracing.export_timeout();
+                let _ = tokio::task::spawn_blocking(move || spans.shutdown(limit)).await;
+            }
         };
         if tokio::time::timeout(grace, finish).await.is_err() {
             tracing::warn!("shutdown grace period over; exiting with work unfinished");

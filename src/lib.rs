@@ -17,6 +17,7 @@ pub mod frame;
 pub mod metrics;
 pub mod net;
 pub mod openapi;
+pub mod otlp;
 pub mod protocol;
 pub mod replay;
 pub mod routes;

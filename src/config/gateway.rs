@@ -19,6 +19,40 @@ pub struct GatewayConfig {
     pub jetstream: JetStreamSettings,
     pub websocket: WebSocketSettings,
     pub sse: SseSettings,
+    pub tracing: TracingSettings,
+}
+
+/// Span export over OTLP/HTTP; off while `otlp_endpoint` is unset.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct TracingSettings {
+    /// The collector's traces URL, e.g. `http://127.0.0.1:4318/v1/traces`
+    /// (plain http; the protobuf encoding).
+    pub otlp_endpoint: Option<String>,
+    /// How often queued spans are sent.
+    pub export_interval_ms: u64,
+    /// Bound on one export request.
+    pub export_timeout_ms: u64,
+}
+
+impl Default for TracingSettings {
+    fn default() -> Self {
+        Self {
+            otlp_endpoint: None,
+            export_interval_ms: 5_000,
+            export_timeout_ms: 10_000,
+        }
+    }
+}
+
+impl TracingSettings {
+    pub fn export_interval(&self) -> Duration {
+        Duration::from_millis(self.export_interval_ms)
+    }
+
+    pub fn export_timeout(&self) -> Duration {
+        Duration::from_millis(self.export_timeout_ms)
+    }
 }
 
 impl Default for GatewayConfig {
@@ -31,6 +65,7 @@ impl Default for GatewayConfig {
             jetstream: JetStreamSettings::default(),
             websocket: WebSocketSettings::default(),
             sse: SseSettings::default(),
+            tracing: TracingSettings::default(),
         }
     }
 }
@@ -373,10 +408,29 @@ impl GatewayConfig {
                 "gateway.jetstream.api_timeout_ms",
                 self.jetstream.api_timeout_ms,
             ),
+            (
+                "gateway.tracing.export_interval_ms",
+                self.tracing.export_interval_ms,
+            ),
+            (
+                "gateway.tracing.export_timeout_ms",
+                self.tracing.export_timeout_ms,
+            ),
         ];
         for (key, value) in positive {
             if value == 0 {
                 return Err(Invalid::new(key, "must be greater than 0"));
+            }
+        }
+        if let Some(url) = &self.tracing.otlp_endpoint {
+            let ok = url
+                .parse::<axum::http::Uri>()
+                .is_ok_and(|u| u.scheme_str() == Some("http") && u.host().is_some());
+            if !ok {
+                return Err(Invalid::new(
+                    "gateway.tracing.otlp_endpoint",
+                    "must be an http:// URL such as http://127.0.0.1:4318/v1/traces",
+                ));
             }
         }
         if self.request.default_timeout_ms > self.request.max_timeout_ms {

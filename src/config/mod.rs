@@ -20,7 +20,7 @@ pub use auth::{AuthConfig, CorsConfig, PermissionConfig, RateLimitConfig, TokenC
 pub use consumers::{AckPolicySpec, ConsumerSpec, DeliverPolicySpec, ReplayPolicySpec};
 pub use gateway::{
     GatewayConfig, Http2Settings, HttpSettings, JetStreamSettings, PublishSettings,
-    RequestSettings, SlowConsumerPolicy, WebSocketSettings,
+    RequestSettings, SlowConsumerPolicy, TracingSettings, WebSocketSettings,
 };
 pub use nats::{NatsClientConfig, NatsTls, NatsUrls};
 pub use streams::{DiscardPolicy, RetentionPolicy, StorageType, StreamSpec};
