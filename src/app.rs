@@ -39,6 +39,8 @@ pub struct Inner {
     /// Tokens, tickets and rate limits (replaced on reload).
     pub auth: Swap<Auth>,
     pub metrics: Arc<Metrics>,
+    /// Traffic rates of the last minutes (`GET /stats`).
+    pub stats: crate::stats::History,
 }
 
 /// A value replaced whole while readers keep the one they loaded.
@@ -121,6 +123,7 @@ impl AppState {
             reconciler,
             auth,
             metrics,
+            stats: Default::default(),
         }))
     }
 }
@@ -209,6 +212,7 @@ impl Gateway {
             state.reconciler.clone(),
             state.shutdown.clone(),
         ));
+        state.tasks.spawn(crate::stats::run(state.clone()));
 
         let shutdown = state.shutdown.clone();
         let stop = {

@@ -15,8 +15,8 @@ use crate::config::{Config, DEFAULT_CONFIG_PATH};
     about = "MarketPrism HTTP/WebSocket gateway to NATS JetStream"
 )]
 pub struct Cli {
-    /// Path to the YAML config file.
-    #[arg(short, long, default_value = DEFAULT_CONFIG_PATH)]
+    /// Path to the YAML config file (before or after the command).
+    #[arg(short, long, global = true, default_value = DEFAULT_CONFIG_PATH)]
     pub config: PathBuf,
     #[command(subcommand)]
     pub command: Option<Command>,

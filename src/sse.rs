@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::app::AppState;
 use crate::auth::{Caller, check_origin};
-use crate::error::{ApiError, Problem};
+use crate::error::ApiError;
 use crate::fanout::{Batch, Outbox};
 use crate::frame::Frame;
 use crate::metrics::GaugeGuard;
@@ -45,8 +45,8 @@ use crate::ws::SubscribeQuery;
     ),
     responses(
         (status = 200, description = "An event stream (`text/event-stream`)", content_type = "text/event-stream", body = String),
-        (status = 400, description = "`invalid_subject`, `invalid_query`, `invalid_header` or `not_replayable`", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "`too_many_connections`, `nats_unavailable` or `jetstream_unavailable`", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_subject`, `invalid_query`, `invalid_header` or `not_replayable`"),
+        (status = 503, description = "`too_many_connections`, `nats_unavailable` or `jetstream_unavailable`"),
     )
 )]
 pub async fn events(

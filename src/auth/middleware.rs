@@ -13,13 +13,16 @@ use crate::config::CorsConfig;
 use crate::error::ApiError;
 use crate::net::ClientAddr;
 
-/// Routes reachable without a token.
+/// Routes reachable without a token. The console's files hold no data:
+/// the app asks for a token when the API answers 401.
 fn is_public(path: &str) -> bool {
     matches!(
         path,
         "/healthz" | "/livez" | "/metrics" | "/openapi.json" | "/asyncapi.json"
     ) || path == "/docs"
         || path.starts_with("/docs/")
+        || path == "/console"
+        || path.starts_with("/console/")
 }
 
 /// Routes that accept a `?ticket=` (browser sockets and event streams).

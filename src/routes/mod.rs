@@ -9,6 +9,7 @@ mod metrics;
 pub mod nats_headers;
 mod publish;
 mod request;
+mod stats;
 mod tickets;
 
 use std::time::Duration;
@@ -48,6 +49,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(crate::sse::events))
         .routes(routes!(latest::latest))
         .routes(routes!(tickets::issue))
+        .routes(routes!(stats::stats))
 }
 
 /// Every documented route (what `openapi/openapi.json` describes).
@@ -71,6 +73,7 @@ pub fn router(state: AppState) -> Router {
     api_router
         .merge(SwaggerUi::new("/docs").url("/openapi.json", doc))
         .route("/asyncapi.json", axum::routing::get(asyncapi_json))
+        .merge(crate::console::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), edge))

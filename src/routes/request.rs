@@ -15,7 +15,7 @@ use super::publish::body_limit;
 use crate::app::AppState;
 use crate::auth::Caller;
 use crate::bus::Outbound;
-use crate::error::{ApiError, Problem};
+use crate::error::ApiError;
 use crate::trace_context::TraceContext;
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -29,7 +29,7 @@ pub struct RequestQuery {
 /// Send a NATS request and return the first reply.
 ///
 /// The body is the request payload; `NatsH-<Name>` headers become NATS
-/// headers, and a valid W3C `traceparent`/`tracestate` is carried as is. The reply payload is the response body (`Content-Type:
+/// headers, and a valid W3C `traceparent`/`tracestate` is carried into them. The reply payload is the response body (`Content-Type:
 /// application/octet-stream` unless the reply has a `Content-Type` header)
 /// and each reply header `<Name>` comes back as `NatsH-<Name>`.
 #[utoipa::path(
@@ -40,13 +40,20 @@ pub struct RequestQuery {
         ("subject" = String, Path, description = "Literal NATS subject of the service"),
         RequestQuery,
     ),
-    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The request payload"),
+    request_body(
+        description = "The request payload, sent byte-exact whatever its media type",
+        content(
+            (serde_json::Value = "application/json", example = crate::openapi::bodies::snapshot_request),
+            (String = "text/plain", example = crate::openapi::bodies::text_request),
+            (crate::openapi::bodies::Binary = "application/octet-stream"),
+        )
+    ),
     responses(
-        (status = 200, description = "The reply payload", body = Vec<u8>, content_type = "application/octet-stream"),
-        (status = 400, description = "`invalid_subject`, `invalid_header` or `invalid_query`", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "`payload_too_large`", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "`no_responders`: nobody listens on the subject; or `nats_unavailable`", body = Problem, content_type = "application/problem+json"),
-        (status = 504, description = "`request_timeout`: no reply within `timeout_ms`", body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "The reply payload", body = crate::openapi::bodies::Binary, content_type = "application/octet-stream"),
+        (status = 400, description = "`invalid_subject`, `invalid_header` or `invalid_query`"),
+        (status = 413, description = "`payload_too_large`"),
+        (status = 503, description = "`no_responders`: nobody listens on the subject; or `nats_unavailable`"),
+        (status = 504, description = "`request_timeout`: no reply within `timeout_ms`"),
     )
 )]
 pub async fn request(

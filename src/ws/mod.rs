@@ -15,7 +15,7 @@ pub use query::{MAX_QUEUE_LEN, SubscribeQuery};
 
 use crate::app::AppState;
 use crate::auth::{Caller, check_origin};
-use crate::error::{ApiError, Problem};
+use crate::error::ApiError;
 
 /// Subscribe to NATS subjects over WebSocket.
 ///
@@ -65,9 +65,9 @@ use crate::error::{ApiError, Problem};
     ),
     responses(
         (status = 101, description = "Switching protocols: the WebSocket session starts"),
-        (status = 400, description = "`invalid_subject`, `invalid_query` or `not_replayable`", body = Problem, content_type = "application/problem+json"),
-        (status = 426, description = "`upgrade_required`: not a WebSocket handshake", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "`too_many_connections`", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_subject`, `invalid_query` or `not_replayable`"),
+        (status = 426, description = "`upgrade_required`: not a WebSocket handshake"),
+        (status = 503, description = "`too_many_connections`"),
     )
 )]
 pub async fn subscribe(
