@@ -116,3 +116,42 @@ fn the_document_is_asyncapi_3_with_both_channels_and_security() {
         .collect();
     assert_eq!(sse.len(), SSE_FRAMES.len());
 }
+
+/// Every close code the source sends (a `CloseReason { code, reason }`
+/// literal anywhere under `src/`) is in the documented table, so a new one
+/// cannot ship undocumented.
+#[test]
+fn every_close_code_the_source_sends_is_documented() {
+    let pattern = regex::Regex::new(r#"CloseReason\s*\{\s*code:\s*(\d+),\s*reason:\s*"([^"]*)""#)
+        .expect("regex");
+    let mut found = Vec::new();
+    let mut dirs = vec![std::path::PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/src"
+    ))];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).expect("src/ is readable") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).expect("source");
+                for c in pattern.captures_iter(&text) {
+                    found.push((c[1].parse::<u16>().expect("code"), c[2].to_owned()));
+                }
+            }
+        }
+    }
+    assert!(
+        found.len() >= 5,
+        "the scan finds the close reasons: {found:?}"
+    );
+    for (code, reason) in found {
+        assert!(
+            CLOSE_CODES
+                .iter()
+                .any(|(c, r, _)| *c == code && *r == reason),
+            "close code {code} {reason:?} is not in asyncapi::CLOSE_CODES"
+        );
+    }
+}
