@@ -81,7 +81,6 @@ install_nats() {
 install_python_tools() {
     local tool have missing=()
     for tool in "${PY_TOOLS[@]}"; do
-        # `pip show` fails for a tool not installed yet: that is "missing", not an error.
         have=$("$VENV/bin/python" -m pip show "${tool%%==*}" 2>/dev/null | sed -n 's/^Version: //p' || true)
         [[ $have == "${tool#*==}" ]] || missing+=("$tool")
     done

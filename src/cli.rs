@@ -128,10 +128,11 @@ async fn serve(config: Config, path: PathBuf) -> ExitCode {
     }
 }
 
-/// SIGHUP re-reads the config file and applies tokens, permissions and the
-/// declared streams and consumers without dropping any connection.
+/// SIGHUP re-reads the config file and applies what
+/// [`APPLIED_ON_RELOAD`](crate::config::APPLIED_ON_RELOAD) lists; open
+/// connections are checked against it at once.
 #[cfg(unix)]
-async fn reload_on_hangup(
+pub async fn reload_on_hangup(
     state: crate::app::AppState,
     path: PathBuf,
     mut hangup: tokio::signal::unix::Signal,
@@ -140,9 +141,16 @@ async fn reload_on_hangup(
         match Config::load(&path) {
             Ok(loaded) => {
                 let restart = state.reload(&loaded.config);
-                tracing::info!(file = %path.display(), "config reloaded: auth, streams and consumers applied");
+                tracing::info!(
+                    file = %path.display(),
+                    applied = %crate::config::APPLIED_ON_RELOAD.join(", "),
+                    "config reloaded"
+                );
                 if !restart.is_empty() {
-                    tracing::warn!(sections = %restart.join(", "), "changes in these sections need a restart");
+                    tracing::warn!(
+                        keys = %restart.join(", "),
+                        "changed keys need a restart; they keep their running values until then"
+                    );
                 }
             }
             Err(err) => tracing::error!(%err, "config reload failed; keeping the running config"),

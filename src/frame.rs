@@ -217,6 +217,10 @@ pub enum ServerFrame<'a> {
         #[serde(skip_serializing_if = "Option::is_none")]
         #[schema(value_type = Option<serde_json::Value>)]
         id: Option<&'a serde_json::value::RawValue>,
+        /// Why the server ended the subscription (absent when the client
+        /// asked): e.g. `forbidden` after a reload narrowed the grant.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<&'a ItemError>,
     },
     /// A `publish` op succeeded: like the receipt of `POST /publish/{subject}`.
     Ack {
@@ -255,6 +259,10 @@ pub enum ServerFrame<'a> {
     /// The requested start had aged out of the stream: sequences `from` to
     /// `to` are gone, and delivery resumes at the first stored message.
     Gap { from: u64, to: u64 },
+    /// The last event of an SSE stream the server ends, with the close code
+    /// and reason a WebSocket would get (`1001` shutting down, `1008` token
+    /// revoked, ...).
+    Closed { code: u16, reason: &'a str },
 }
 
 impl<'a> ServerFrame<'a> {
@@ -269,6 +277,7 @@ impl<'a> ServerFrame<'a> {
             ServerFrame::Dropped { .. } => "dropped",
             ServerFrame::CaughtUp { .. } => "caught_up",
             ServerFrame::Gap { .. } => "gap",
+            ServerFrame::Closed { .. } => "closed",
         }
     }
 
@@ -398,6 +407,31 @@ mod tests {
         );
         let f = Frame::control(&ServerFrame::Dropped { count: 3 });
         assert_eq!(f.text.as_str(), r#"{"type":"dropped","count":3}"#);
+        let revoked = ItemError {
+            code: "forbidden".into(),
+            message: "no longer granted".into(),
+        };
+        let f = Frame::control(&ServerFrame::Unsubscribed {
+            subject: "a.>",
+            queue: None,
+            id: None,
+            reason: Some(&revoked),
+        });
+        assert_eq!(
+            f.text.as_str(),
+            r#"{"type":"unsubscribed","subject":"a.>","reason":{"code":"forbidden","message":"no longer granted"}}"#
+        );
+        let f = Frame::control(&ServerFrame::Closed {
+            code: 1008,
+            reason: "token revoked",
+        });
+        assert_eq!(
+            (f.kind, f.text.as_str()),
+            (
+                "closed",
+                r#"{"type":"closed","code":1008,"reason":"token revoked"}"#
+            )
+        );
     }
 }
 

@@ -7,6 +7,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::Extension;
 use axum::extract::{RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -14,10 +15,10 @@ use axum::response::{IntoResponse, Response};
 use tokio_util::sync::CancellationToken;
 
 use crate::app::AppState;
-use crate::auth::{Caller, check_origin};
+use crate::auth::{Access, Auth, Caller};
 use crate::error::ApiError;
-use crate::fanout::{Batch, Outbox};
-use crate::frame::Frame;
+use crate::fanout::{Batch, CloseReason, Outbox};
+use crate::frame::{Frame, ServerFrame};
 use crate::metrics::GaugeGuard;
 use crate::subscription::{self, Slot, Subscriptions};
 use crate::ws::SubscribeQuery;
@@ -30,6 +31,13 @@ use crate::ws::SubscribeQuery;
 /// WebSocket frame; stored messages carry `id: <stream sequence>`, so a
 /// reconnecting `EventSource` resumes after it via `Last-Event-ID`. A
 /// comment heartbeat is sent every 15 s.
+///
+/// When the server ends the stream, its last event is `closed` with the
+/// WebSocket close code and reason: `1001` shutting down, `1008` slow
+/// consumer, or, after a config reload, `1008` token revoked / origin not
+/// allowed / authentication required / subscriptions revoked (each
+/// subscription the narrowed grant no longer covers first gets an
+/// `unsubscribed` event with `reason`; the stream ends when none is left).
 #[utoipa::path(
     get,
     path = "/events",
@@ -52,10 +60,11 @@ use crate::ws::SubscribeQuery;
 pub async fn events(
     State(state): State<AppState>,
     Caller(caller): Caller,
+    Extension(access): Extension<Access>,
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    check_origin(&headers, &state.config.cors)?;
+    state.auth.load().check_origin(access.admission())?;
     let mut query = SubscribeQuery::parse(raw.as_deref())?;
     if let Some(last) = headers.get("last-event-id") {
         let last = last.to_str().map_err(|_| {
@@ -79,6 +88,9 @@ pub async fn events(
         subs: Some(subs),
         outbox,
         shutdown: state.shutdown.clone(),
+        access,
+        finishing: None,
+        ended: false,
         batch: Vec::new(),
         ready: VecDeque::new(),
         _slot: slot,
@@ -100,6 +112,12 @@ struct Feed {
     subs: Option<Subscriptions>,
     outbox: Arc<Outbox>,
     shutdown: CancellationToken,
+    access: Access,
+    /// Set when a reload left no subscription: the stream ends with this
+    /// once what is queued has been sent.
+    finishing: Option<CloseReason>,
+    /// The `closed` event has been queued; nothing follows it.
+    ended: bool,
     batch: Vec<Frame>,
     ready: VecDeque<Event>,
     _slot: Slot,
@@ -107,24 +125,66 @@ struct Feed {
     frames_sent: prometheus::IntCounter,
 }
 
+/// Why a stream whose subscriptions a reload all ended is closed.
+const ALL_REVOKED: CloseReason = CloseReason {
+    code: 1008,
+    reason: "subscriptions revoked",
+};
+
 impl Feed {
-    /// The next event; `None` ends the stream (shutdown or a closed outbox).
+    /// The next event; `None` ends the stream (after a `closed` event).
     async fn next(&mut self) -> Option<Event> {
         loop {
             if let Some(event) = self.ready.pop_front() {
                 return Some(event);
             }
+            if self.ended {
+                return None;
+            }
+            if self.finishing.is_some() && self.outbox.pending().0 == 0 {
+                let reason = self.finishing.take().unwrap_or(ALL_REVOKED);
+                self.end(&reason);
+                continue;
+            }
             let batch = tokio::select! {
-                () = self.shutdown.cancelled() => return None,
+                () = self.shutdown.cancelled() => Batch::Close(crate::ws::GOING_AWAY),
+                auth = self.access.reloaded() => {
+                    self.recheck(&auth).await;
+                    continue;
+                }
                 batch = self.outbox.next_batch(&mut self.batch, 256) => batch,
             };
             match batch {
-                Batch::Close(_) => return None,
+                Batch::Close(reason) => self.end(&reason),
                 Batch::Frames => {
                     self.frames_sent.inc_by(self.batch.len() as u64);
                     self.ready.extend(self.batch.drain(..).map(to_event));
                 }
             }
+        }
+    }
+
+    /// Queues the stream's last event.
+    fn end(&mut self, reason: &CloseReason) {
+        let closed = ServerFrame::Closed {
+            code: reason.code,
+            reason: reason.reason,
+        };
+        self.ready.push_back(to_event(Frame::control(&closed)));
+        self.ended = true;
+    }
+
+    /// Checks the stream again after a reload: it closes if it may not
+    /// stay, and ends (after its `unsubscribed` events) if no subscription
+    /// is left.
+    async fn recheck(&mut self, auth: &Auth) {
+        let Some(subs) = self.subs.as_mut() else {
+            return;
+        };
+        match subs.recheck(auth, self.access.admission()).await {
+            Err(reason) => self.outbox.close(reason),
+            Ok(()) if subs.is_empty() => self.finishing = Some(ALL_REVOKED),
+            Ok(()) => {}
         }
     }
 }

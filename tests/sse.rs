@@ -2,94 +2,9 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::*;
-use futures::StreamExt;
 use reqwest::StatusCode;
-use serde_json::{Value, json};
-
-/// One parsed SSE block: a comment or an event.
-#[derive(Debug, Default)]
-struct Block {
-    comment: Option<String>,
-    event: Option<String>,
-    id: Option<String>,
-    data: String,
-}
-
-/// Reads an SSE response block by block, as an EventSource would.
-struct SseReader {
-    body: futures::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>,
-    buf: String,
-}
-
-impl SseReader {
-    fn new(res: reqwest::Response) -> Self {
-        assert_eq!(res.status(), StatusCode::OK);
-        assert!(
-            res.headers()["content-type"]
-                .to_str()
-                .unwrap()
-                .starts_with("text/event-stream")
-        );
-        Self {
-            body: res.bytes_stream().boxed(),
-            buf: String::new(),
-        }
-    }
-
-    async fn next(&mut self) -> Block {
-        loop {
-            if let Some(end) = self.buf.find("\n\n") {
-                let raw: String = self.buf.drain(..end + 2).collect();
-                let mut block = Block::default();
-                for line in raw.lines() {
-                    if let Some(c) = line.strip_prefix(':') {
-                        block.comment = Some(c.trim().to_owned());
-                    } else if let Some((field, value)) = line.split_once(':') {
-                        let value = value.strip_prefix(' ').unwrap_or(value);
-                        match field {
-                            "event" => block.event = Some(value.to_owned()),
-                            "id" => block.id = Some(value.to_owned()),
-                            "data" => {
-                                if !block.data.is_empty() {
-                                    block.data.push('\n');
-                                }
-                                block.data.push_str(value);
-                            }
-                            _ => {}
-                        }
-                    }
-                }
-                return block;
-            }
-            let chunk = tokio::time::timeout(Duration::from_secs(10), self.body.next())
-                .await
-                .expect("an event within 10 s")
-                .expect("stream open")
-                .expect("chunk");
-            self.buf.push_str(std::str::from_utf8(&chunk).unwrap());
-        }
-    }
-
-    /// The next event (skipping heartbeat comments).
-    async fn event(&mut self) -> (String, Option<String>, Value) {
-        loop {
-            let b = self.next().await;
-            if let Some(event) = b.event {
-                let frame: Value = serde_json::from_str(&b.data).expect("JSON data");
-                assert_documented(&frame);
-                assert_eq!(
-                    frame["type"],
-                    event.as_str(),
-                    "the event name is the frame's type"
-                );
-                return (event, b.id, frame);
-            }
-        }
-    }
-}
+use serde_json::json;
 
 async fn setup() -> (NatsServer, TestApp, async_nats::jetstream::Context) {
     let nats = NatsServer::start().await;

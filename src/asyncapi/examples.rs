@@ -41,6 +41,10 @@ pub fn frames() -> Vec<(String, String, Value)> {
         message: "invalid subject \"trade.*.\": empty token".into(),
     };
     let subjects = ["funding_rate.>", "open_interest.>"];
+    let revoked = ItemError {
+        code: "forbidden".into(),
+        message: "the token may no longer subscribe to trade.binance.>".into(),
+    };
     let named = [
         (
             "live trade",
@@ -104,6 +108,16 @@ pub fn frames() -> Vec<(String, String, Value)> {
                 subject: "trade.okx.>",
                 queue: None,
                 id,
+                reason: None,
+            }),
+        ),
+        (
+            "ended by the server after a reload",
+            Frame::control(&ServerFrame::Unsubscribed {
+                subject: "trade.binance.>",
+                queue: None,
+                id: None,
+                reason: Some(&revoked),
             }),
         ),
         (
@@ -145,6 +159,13 @@ pub fn frames() -> Vec<(String, String, Value)> {
         (
             "gap",
             Frame::control(&ServerFrame::Gap { from: 1, to: 999 }),
+        ),
+        (
+            "event stream ended by shutdown",
+            Frame::control(&ServerFrame::Closed {
+                code: crate::ws::GOING_AWAY.code,
+                reason: crate::ws::GOING_AWAY.reason,
+            }),
         ),
     ];
     named

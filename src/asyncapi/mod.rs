@@ -20,10 +20,22 @@ use crate::frame::ServerFrame;
 use crate::replay::Deliver;
 
 /// The `type`s of the frames an event stream can carry (no op replies).
-const SSE_FRAMES: [&str; 5] = ["message", "subscribed", "dropped", "caught_up", "gap"];
+const SSE_FRAMES: [&str; 7] = [
+    "message",
+    "subscribed",
+    "unsubscribed",
+    "dropped",
+    "caught_up",
+    "gap",
+    "closed",
+];
 
-/// WebSocket close codes the gateway sends, with their reasons.
-pub const CLOSE_CODES: [(u16, &str, &str); 6] = [
+/// Frames only event streams carry (a WebSocket gets a close frame).
+const SSE_ONLY: [&str; 1] = ["closed"];
+
+/// Close codes the gateway sends, with their reasons (an event stream gets
+/// the same in its `closed` event).
+pub const CLOSE_CODES: [(u16, &str, &str); 10] = [
     (
         1000,
         "",
@@ -48,6 +60,26 @@ pub const CLOSE_CODES: [(u16, &str, &str); 6] = [
         1008,
         "too many unread replies",
         "the client sent ops without reading their answers (`max_pending_replies`)",
+    ),
+    (
+        1008,
+        "token revoked",
+        "after a config reload: the connection's token was removed or changed",
+    ),
+    (
+        1008,
+        "origin not allowed",
+        "after a config reload: its browser origin left `cors.allowed_origins`",
+    ),
+    (
+        1008,
+        "authentication required",
+        "after a config reload: it connected in open mode and tokens are now required",
+    ),
+    (
+        1008,
+        "subscriptions revoked",
+        "event streams: a reload ended every subscription of the stream",
     ),
     (
         1009,
@@ -85,6 +117,23 @@ fn message_frame_schema() -> Value {
     })
 }
 
+/// The schemas the frame and op schemas refer to (`$ref` to
+/// `#/components/schemas/<name>`, e.g. `ItemError`).
+fn referenced_schemas() -> Map<String, Value> {
+    let mut found = Vec::new();
+    <ServerFrame as utoipa::ToSchema>::schemas(&mut found);
+    <crate::protocol::PublishFields as utoipa::ToSchema>::schemas(&mut found);
+    found
+        .into_iter()
+        .map(|(name, schema)| {
+            (
+                name,
+                serde_json::to_value(schema).expect("schemas serialize"),
+            )
+        })
+        .collect()
+}
+
 /// Every server frame's schema, keyed by its `type`: `message`, then the
 /// variants of [`ServerFrame`] in their order.
 fn frame_schemas() -> Vec<(String, Value)> {
@@ -113,7 +162,8 @@ pub fn strict_frame_schema() -> Value {
             schema
         })
         .collect::<Vec<_>>();
-    json!({"oneOf": closed})
+    // The referenced schemas sit where the frames' `$ref`s point.
+    json!({"oneOf": closed, "components": {"schemas": referenced_schemas()}})
 }
 
 fn camel(kind: &str) -> String {
@@ -235,7 +285,7 @@ pub fn document() -> Value {
     let frames = frame_schemas();
     let ops = op_schemas();
     let examples = examples::frames();
-    let mut schemas = Map::new();
+    let mut schemas = referenced_schemas();
     let mut messages = Map::new();
     for (kind, schema) in &frames {
         let name = format!("{}Frame", camel(kind));
@@ -279,7 +329,11 @@ pub fn document() -> Value {
             }),
         );
     }
-    let all_frames: Vec<&str> = frames.iter().map(|(k, _)| k.as_str()).collect();
+    let all_frames: Vec<&str> = frames
+        .iter()
+        .map(|(k, _)| k.as_str())
+        .filter(|k| !SSE_ONLY.contains(k))
+        .collect();
     let op_messages: Vec<String> = ops.iter().map(|(op, _)| format!("{op}Op")).collect();
     let mut ws_messages = message_refs(&all_frames);
     ws_messages.extend(message_refs(
@@ -308,7 +362,15 @@ pub fn document() -> Value {
             .map(|k| reference(&format!("#/channels/{channel}/messages/{k}")))
             .collect()
     };
-    let unsolicited = ["message", "subscribed", "dropped", "caught_up", "gap"];
+    // Sent without an op asking: `unsubscribed` when a reload ends a subscription.
+    let unsolicited = [
+        "message",
+        "subscribed",
+        "unsubscribed",
+        "dropped",
+        "caught_up",
+        "gap",
+    ];
     json!({
         "asyncapi": "3.0.0",
         "id": "urn:marketprism:message-broker",

@@ -146,6 +146,11 @@ fn every_close_code_the_source_sends_is_documented() {
         found.len() >= 5,
         "the scan finds the close reasons: {found:?}"
     );
+    // Reload revocations name their reason through `Revoked::reason`.
+    use crate::auth::Revoked;
+    for revoked in [Revoked::Token, Revoked::Origin, Revoked::AuthRequired] {
+        found.push((1008, revoked.reason().to_owned()));
+    }
     for (code, reason) in found {
         assert!(
             CLOSE_CODES

@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use super::Invalid;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct GatewayConfig {
     /// On SIGTERM/SIGINT: how long in-flight requests get before the
@@ -23,7 +23,7 @@ pub struct GatewayConfig {
 }
 
 /// Span export over OTLP/HTTP; off while `otlp_endpoint` is unset.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct TracingSettings {
     /// The collector's traces URL, e.g. `http://127.0.0.1:4318/v1/traces`
@@ -76,7 +76,7 @@ impl GatewayConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct SseSettings {
     /// Interval of the comment heartbeat on `GET /events`.
@@ -91,7 +91,7 @@ impl Default for SseSettings {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct HttpSettings {
     /// Most TCP connections at once; further ones are closed at accept.
@@ -114,7 +114,7 @@ pub struct HttpSettings {
 /// HTTP/2: h2 over TLS (ALPN) and h2c with prior knowledge on a plain
 /// listener. The header limits and `header_read_timeout_ms` (for the
 /// connection preface) of [`HttpSettings`] apply to it too.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct Http2Settings {
     /// Serve HTTP/2 at all; when false, every connection is HTTP/1.1.
@@ -183,7 +183,7 @@ impl HttpSettings {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct PublishSettings {
     /// Largest single-publish body; never above the server's `max_payload`.
@@ -223,7 +223,7 @@ impl PublishSettings {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct RequestSettings {
     /// Reply timeout when the client gives no `timeout_ms`.
@@ -241,7 +241,7 @@ impl Default for RequestSettings {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct JetStreamSettings {
     /// How often the subject→stream routing index is reloaded and JetStream
@@ -283,7 +283,7 @@ pub enum SlowConsumerPolicy {
     Close,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct WebSocketSettings {
     /// Most WebSocket connections at once (503 `too_many_connections` past it).

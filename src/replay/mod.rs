@@ -110,6 +110,22 @@ impl Deliver {
 /// A running replay; dropping it stops the task and deletes its consumer.
 pub struct ReplayHandle {
     stop: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl ReplayHandle {
+    /// Stops the task and waits (bounded) until it has ended, so that it
+    /// pushes nothing more into the outbox once this returns.
+    pub async fn stop(mut self) {
+        self.stop.cancel();
+        let task = &mut self.task;
+        if tokio::time::timeout(std::time::Duration::from_secs(5), task)
+            .await
+            .is_err()
+        {
+            self.task.abort();
+        }
+    }
 }
 
 impl Drop for ReplayHandle {
@@ -160,8 +176,8 @@ pub async fn start(
     let prepared = task::prepare(&bus, &stream, &patterns, &deliver).await?;
     outbox.push_control(confirm);
     let stop = CancellationToken::new();
-    tasks.spawn(task::run(prepared, outbox, patterns, stop.clone()));
-    Ok(ReplayHandle { stop })
+    let task = tasks.spawn(task::run(prepared, outbox, patterns, stop.clone()));
+    Ok(ReplayHandle { stop, task })
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 
 pub mod admin;
 mod batch;
+mod cors;
 pub mod extract;
 mod health;
 mod latest;
@@ -20,7 +21,6 @@ use axum::http::{HeaderName, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 use utoipa_axum::router::OpenApiRouter;
@@ -77,7 +77,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), edge))
-        .layer(cors(&state.config.cors))
+        .layer(cors::layer(state.clone()))
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::internal("handler panicked").into_response()
         }))
@@ -186,43 +186,6 @@ async fn restate_plain_errors(response: Response) -> Response {
         }
     }
     restated
-}
-
-/// CORS for `cors.allowed_origins`; with none configured, no cross-origin
-/// browser access at all.
-fn cors(
-    config: &crate::config::CorsConfig,
-) -> tower::util::Either<CorsLayer, tower::layer::util::Identity> {
-    use axum::http::{HeaderName, HeaderValue, Method};
-    if config.allowed_origins.is_empty() {
-        return tower::util::Either::Right(tower::layer::util::Identity::new());
-    }
-    let origins = if config.allowed_origins.iter().any(|o| o == "*") {
-        AllowOrigin::any()
-    } else {
-        AllowOrigin::list(
-            config
-                .allowed_origins
-                .iter()
-                .filter_map(|o| HeaderValue::from_str(o).ok()),
-        )
-    };
-    let expose = [
-        "nats-stream",
-        "nats-sequence",
-        "nats-time-stamp",
-        "etag",
-        "retry-after",
-        "x-request-id",
-    ];
-    tower::util::Either::Left(
-        CorsLayer::new()
-            .allow_origin(origins)
-            .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
-            .allow_headers(AllowHeaders::mirror_request())
-            .expose_headers(expose.map(HeaderName::from_static))
-            .max_age(Duration::from_secs(600)),
-    )
 }
 
 /// The AsyncAPI document of `/subscribe` and `/events`, built once.

@@ -39,7 +39,7 @@ pub async fn issue(
     };
     let tickets = state.auth.load().tickets();
     Ok(Json(Ticket {
-        ticket: tickets.issue(&name),
+        ticket: tickets.issue(&name, caller.credential()),
         expires_in: tickets.ttl().as_secs(),
     }))
 }

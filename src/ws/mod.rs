@@ -5,16 +5,17 @@ mod query;
 mod session;
 mod socket;
 
+use axum::Extension;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::{RawQuery, State, WebSocketUpgrade};
-use axum::http::HeaderMap;
 use axum::response::Response;
 
 pub use ops::{check_op, subscription_op_schema};
 pub use query::{MAX_QUEUE_LEN, SubscribeQuery};
+pub use session::GOING_AWAY;
 
 use crate::app::AppState;
-use crate::auth::{Caller, check_origin};
+use crate::auth::{Access, Caller};
 use crate::error::ApiError;
 
 /// Subscribe to NATS subjects over WebSocket.
@@ -50,7 +51,15 @@ use crate::error::ApiError;
 /// (published like `POST /publish/{subject}`; answered with `ack` or `error`).
 ///
 /// **Close codes**: 1000 normal, 1001 server shutting down, 1008 slow
-/// consumer / ping timeout / too many unread replies, 1009 frame too large.
+/// consumer / ping timeout / too many unread replies / token revoked /
+/// origin not allowed / authentication required (the last three after a
+/// config reload), 1009 frame too large.
+///
+/// **Reloads**: after SIGHUP the socket is checked again as a new one with
+/// the same credentials would be: it is closed (1008) if its token is gone
+/// or its origin no longer allowed; a subscription the narrowed grant no
+/// longer covers ends with `unsubscribed` carrying
+/// `"reason":{"code":"forbidden",…}`, and the socket stays open.
 #[utoipa::path(
     get,
     path = "/subscribe",
@@ -73,11 +82,11 @@ use crate::error::ApiError;
 pub async fn subscribe(
     State(state): State<AppState>,
     Caller(caller): Caller,
-    headers: HeaderMap,
+    Extension(access): Extension<Access>,
     RawQuery(raw): RawQuery,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
-    check_origin(&headers, &state.config.cors)?;
+    state.auth.load().check_origin(access.admission())?;
     let query = SubscribeQuery::parse(raw.as_deref())?;
     crate::subscription::check_subject_count(&state, query.subjects.len())?;
     let settings = &state.config.gateway.websocket;
@@ -106,8 +115,8 @@ pub async fn subscribe(
         .max_message_size(settings.max_frame_bytes)
         .max_frame_size(settings.max_frame_bytes)
         .on_upgrade(move |socket| {
-            tracked
-                .tasks
-                .track_future(session::run(state, caller, socket, initial, policy, slot))
+            tracked.tasks.track_future(session::run(
+                state, caller, access, socket, initial, policy, slot,
+            ))
         }))
 }

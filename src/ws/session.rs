@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use super::ops::Session;
 use super::socket::SharedSocket;
 use crate::app::AppState;
-use crate::auth::Principal;
+use crate::auth::{Access, Principal};
 use crate::config::SlowConsumerPolicy;
 use crate::fanout::{Batch, CloseReason, Outbox};
 use crate::frame::Frame;
@@ -41,6 +41,7 @@ pub const TOO_BIG: CloseReason = CloseReason {
 pub async fn run(
     state: AppState,
     caller: Principal,
+    access: Access,
     socket: WebSocket,
     initial: Option<SubscribeRequest>,
     policy: SlowConsumerPolicy,
@@ -75,7 +76,14 @@ pub async fn run(
         },
         metrics.clone(),
     );
-    let reader = read_loop(&socket, &mut session, done.clone(), started, last_seen);
+    let reader = read_loop(
+        &socket,
+        &mut session,
+        access,
+        done.clone(),
+        started,
+        last_seen,
+    );
     // The writer ends the socket; the reader hands it the close reason.
     tokio::join!(writer, reader);
     session.leave_all().await;
@@ -162,6 +170,7 @@ async fn write_loop(
 async fn read_loop(
     socket: &SharedSocket,
     session: &mut Session,
+    mut access: Access,
     done: CancellationToken,
     started: Instant,
     last_seen: Arc<AtomicU64>,
@@ -170,6 +179,13 @@ async fn read_loop(
         let next = tokio::select! {
             biased;
             () = done.cancelled() => break,
+            auth = access.reloaded() => {
+                // The writer closes the socket; this loop ends with it.
+                if let Err(reason) = Box::pin(session.recheck(&auth, access.admission())).await {
+                    session.outbox().close(reason);
+                }
+                continue;
+            }
             Some(reply) = session.next_ack(), if session.has_acks_pending() => {
                 session.send_ack(reply);
                 continue;

@@ -47,9 +47,11 @@ pub struct ConsumerState {
 }
 
 fn view(state: &AppState, info: &async_nats::jetstream::consumer::Info) -> ConsumerView {
-    let reports = state.reconciler.load().consumer_reports();
+    // The declaration in force (a reload replaces it), not the startup config.
+    let declared = state.reconciler.load();
+    let reports = declared.consumer_reports();
     ConsumerView {
-        declared: state.config.consumers.contains_key(&info.name),
+        declared: declared.is_consumer_declared(&info.name),
         reconcile: reports.get(&info.name).cloned(),
         config: consumer_spec(&info.stream_name, &info.config),
         state: ConsumerState {
