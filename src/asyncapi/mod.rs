@@ -1,11 +1,11 @@
 //! The AsyncAPI 3.0 document of the socket protocols: `GET /subscribe`
 //! (WebSocket) and `GET /events` (Server-Sent Events). Served at
-//! `/asyncapi.json` and committed as `openapi/asyncapi.json` (beside the OpenAPI document) (a test fails
-//! when they drift; regenerate with
+//! `/asyncapi.json` and committed beside the OpenAPI document as
+//! `openapi/asyncapi.json`; a test fails when they drift (regenerate with
 //! `cargo run -q -- asyncapi > openapi/asyncapi.json`).
 //!
 //! Nothing here is written twice: the control frames' schemas are derived
-//! from [`ServerFrame`], the ops' from the types the session parses, the
+//! from [`ServerFrame`](crate::frame::ServerFrame), the ops' from the types the session parses, the
 //! examples are encoded by the frame encoder from real market data, and the
 //! message frame's hand-written schema is checked against the encoder's
 //! output. The WebSocket tests validate every frame they receive against
