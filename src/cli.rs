@@ -31,6 +31,8 @@ pub enum Command {
     CheckConfig,
     /// Print the OpenAPI document (what `/openapi.json` serves) and exit.
     Openapi,
+    /// Print the AsyncAPI document (what `/asyncapi.json` serves) and exit.
+    Asyncapi,
     /// GET an http:// URL and exit 0 on a 200 answer, 1 otherwise (the
     /// container health check: the runtime image has no curl or wget).
     Probe {
@@ -46,6 +48,10 @@ pub async fn run(cli: Cli) -> ExitCode {
     match &cli.command {
         Some(Command::Openapi) => {
             println!("{}", crate::openapi::to_pretty_json());
+            return ExitCode::SUCCESS;
+        }
+        Some(Command::Asyncapi) => {
+            println!("{}", crate::asyncapi::to_pretty_json());
             return ExitCode::SUCCESS;
         }
         Some(Command::Probe { url }) => return probe(url).await,

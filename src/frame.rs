@@ -185,70 +185,84 @@ fn push_headers(out: &mut String, headers: &async_nats::HeaderMap) {
     out.push('}');
 }
 
-/// Frames the server sends besides messages.
-#[derive(Debug, Serialize)]
+/// Frames the server sends besides messages. The AsyncAPI document's frame
+/// schemas are generated from this type (see `crate::asyncapi`).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerFrame<'a> {
+    /// A subscription is in place; sent before its first message.
     Subscribed {
+        /// The subscription's (first) subject pattern.
         subject: &'a str,
         /// All subjects of a multi-subject replay subscription.
         #[serde(skip_serializing_if = "Option::is_none")]
+        #[schema(value_type = Option<Vec<String>>)]
         subjects: Option<&'a [&'a str]>,
+        /// The queue group, when the subscription has one.
         #[serde(skip_serializing_if = "Option::is_none")]
         queue: Option<&'a str>,
         /// Where a replay subscription starts (absent for live ones).
         #[serde(skip_serializing_if = "Option::is_none")]
         deliver: Option<&'a str>,
+        /// The `id` of the client op this answers.
         #[serde(skip_serializing_if = "Option::is_none")]
+        #[schema(value_type = Option<serde_json::Value>)]
         id: Option<&'a serde_json::value::RawValue>,
     },
+    /// The answer to an `unsubscribe` op.
     Unsubscribed {
         subject: &'a str,
         #[serde(skip_serializing_if = "Option::is_none")]
         queue: Option<&'a str>,
         #[serde(skip_serializing_if = "Option::is_none")]
+        #[schema(value_type = Option<serde_json::Value>)]
         id: Option<&'a serde_json::value::RawValue>,
         /// Why the server ended the subscription (absent when the client
         /// asked): e.g. `forbidden` after a reload narrowed the grant.
         #[serde(skip_serializing_if = "Option::is_none")]
         reason: Option<&'a ItemError>,
     },
+    /// A `publish` op succeeded: like the receipt of `POST /publish/{subject}`.
     Ack {
         #[serde(skip_serializing_if = "Option::is_none")]
+        #[schema(value_type = Option<serde_json::Value>)]
         id: Option<&'a serde_json::value::RawValue>,
         subject: &'a str,
+        /// The stream that stored the message; null for a core NATS publish.
         stream: Option<&'a str>,
+        /// The stream sequence; null for a core NATS publish.
         seq: Option<u64>,
+        /// True when the stream already had a message with this `msg_id`.
         duplicate: bool,
     },
+    /// The answer to a `ping` op.
     Pong {
         #[serde(skip_serializing_if = "Option::is_none")]
+        #[schema(value_type = Option<serde_json::Value>)]
         id: Option<&'a serde_json::value::RawValue>,
     },
+    /// An op failed (the socket stays open); `code` is the stable error
+    /// code of the problem documents.
     Error {
         code: &'a str,
         message: &'a str,
         #[serde(skip_serializing_if = "Option::is_none")]
+        #[schema(value_type = Option<serde_json::Value>)]
         id: Option<&'a serde_json::value::RawValue>,
     },
-    Dropped {
-        count: u64,
-    },
-    CaughtUp {
-        subject: &'a str,
-        seq: u64,
-    },
-    Gap {
-        from: u64,
-        to: u64,
-    },
+    /// `count` messages were dropped while this subscriber was too slow
+    /// (policy `drop`); sent once it has caught up.
+    Dropped { count: u64 },
+    /// Replay reached the stream's end as of subscribe time; live messages
+    /// follow with no gap.
+    CaughtUp { subject: &'a str, seq: u64 },
+    /// The requested start had aged out of the stream: sequences `from` to
+    /// `to` are gone, and delivery resumes at the first stored message.
+    Gap { from: u64, to: u64 },
     /// The last event of an SSE stream the server ends, with the close code
     /// and reason a WebSocket would get (`1001` shutting down, `1008` token
     /// revoked, ...).
-    Closed {
-        code: u16,
-        reason: &'a str,
-    },
+    Closed { code: u16, reason: &'a str },
 }
 
 impl<'a> ServerFrame<'a> {

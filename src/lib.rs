@@ -6,6 +6,7 @@
 //! [`subject`] validates every name before it reaches NATS.
 
 pub mod app;
+pub mod asyncapi;
 pub mod auth;
 pub mod bus;
 pub mod cli;
@@ -17,6 +18,7 @@ pub mod frame;
 pub mod metrics;
 pub mod net;
 pub mod openapi;
+pub mod otlp;
 pub mod protocol;
 pub mod replay;
 pub mod routes;
@@ -26,6 +28,7 @@ pub mod streams;
 pub mod subject;
 pub mod subscription;
 pub mod telemetry;
+pub mod trace_context;
 pub mod ws;
 
 pub use app::{AppState, Gateway, build_router};

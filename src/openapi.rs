@@ -18,7 +18,10 @@ use crate::error::Problem;
         description = "HTTP/WebSocket gateway to the MarketPrism NATS JetStream bus. \
 Publish market data over REST (single or NDJSON batches), make NATS requests, \
 and check health. Every error is an RFC 9457 `application/problem+json` document \
-with a stable `code`. The operator's live console is at [/console/](/console/).",
+with a stable `code`. The operator's live console is at [/console/](/console/). \
+The WebSocket and Server-Sent Events protocols (`/subscribe`, `/events`: frames, \
+control ops, close codes) are described by the AsyncAPI 3.0 document at \
+[/asyncapi.json](/asyncapi.json).",
         license(name = "MIT", identifier = "MIT")
     ),
     tags(
@@ -31,7 +34,7 @@ with a stable `code`. The operator's live console is at [/console/](/console/)."
     ),
     // Schemas referred to by name from parameters (utoipa collects only
     // those of bodies) and from the batch body's description.
-    components(schemas(Problem, crate::config::SlowConsumerPolicy, crate::protocol::PublishLine))
+    components(schemas(Problem, crate::config::SlowConsumerPolicy, crate::protocol::PublishFields))
 )]
 struct ApiDoc;
 

@@ -13,52 +13,56 @@ use crate::bus::Outbound;
 use crate::bus::headers::HeaderBuilder;
 use crate::error::ApiError;
 use crate::subject::Subject;
+use crate::trace_context::TraceContext;
 
-/// A message to publish, as JSON. Exactly one of `data` (any JSON value,
-/// published as its JSON text) and `data_base64` (raw bytes) is given.
-#[derive(Debug, Deserialize)]
+/// A message to publish, as JSON: an NDJSON batch line or a WebSocket
+/// `publish` op. Exactly one of `data` (any JSON value, published as its
+/// JSON text) and `data_base64` (raw bytes) is given.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = PublishLine)]
 pub struct PublishFields<'a> {
     /// `"publish"` when given (WebSocket ops carry it; batch lines may).
     #[serde(default)]
     pub op: Option<String>,
-    /// Client correlation id, echoed in the matching ack or error.
+    /// Correlation id (any JSON value), echoed in this line's result or
+    /// the op's `ack`/`error`.
     #[serde(default, borrow)]
+    #[schema(value_type = Option<serde_json::Value>)]
     pub id: Option<&'a RawValue>,
+    /// Literal subject to publish to.
     pub subject: String,
+    /// Any JSON value; published as its JSON text.
     #[serde(default, borrow)]
+    #[schema(value_type = Option<serde_json::Value>)]
     pub data: Option<&'a RawValue>,
+    /// The payload as standard base64, for non-JSON bytes.
     #[serde(default)]
     pub data_base64: Option<String>,
+    /// NATS headers to set. A `traceparent` (W3C trace context, validated)
+    /// here wins over the request's `traceparent` header.
     #[serde(default)]
+    #[schema(value_type = Option<std::collections::HashMap<String, String>>)]
     pub headers: Option<IndexMap<String, String>>,
+    /// Sets `Nats-Msg-Id` for JetStream deduplication.
     #[serde(default)]
     pub msg_id: Option<String>,
-}
-
-/// One line of a `POST /publish` batch (NDJSON): one message.
-// The OpenAPI description of [`PublishFields`].
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct PublishLine {
-    /// Literal subject to publish to.
-    subject: String,
-    /// Any JSON value; published as its JSON text.
-    data: Option<serde_json::Value>,
-    /// The payload as standard base64, for non-JSON bytes.
-    data_base64: Option<String>,
-    /// NATS headers to set.
-    headers: Option<std::collections::HashMap<String, String>>,
-    /// Sets `Nats-Msg-Id` for JetStream deduplication.
-    msg_id: Option<String>,
-    /// Correlation id (any JSON value), echoed in this line's result.
-    id: Option<serde_json::Value>,
 }
 
 impl PublishFields<'_> {
     /// Validates the fields into a message. `source` is the buffer the JSON
     /// was parsed from, so a JSON `data` payload is sliced out of it, not copied.
     pub fn into_outbound(self, source: &Bytes) -> Result<Outbound, ApiError> {
+        self.into_outbound_traced(source, None)
+    }
+
+    /// Like [`Self::into_outbound`], carrying `trace` (the HTTP request's
+    /// trace context) into a message without a `traceparent` of its own.
+    pub fn into_outbound_traced(
+        self,
+        source: &Bytes,
+        trace: Option<&TraceContext>,
+    ) -> Result<Outbound, ApiError> {
         if self.op.as_deref().is_some_and(|op| op != "publish") {
             return Err(ApiError::InvalidOp(format!(
                 "op must be \"publish\" here, not {:?}",
@@ -90,6 +94,7 @@ impl PublishFields<'_> {
         if let Some(id) = &self.msg_id {
             headers.msg_id(id)?;
         }
+        headers.trace_default(trace);
         Ok(Outbound {
             subject,
             payload,

@@ -173,6 +173,7 @@ async fn gateway_memory_fds_and_tasks_stay_flat_under_load_and_churn() {
                     match tokio::time::timeout(Duration::from_secs(1), ws.next()).await {
                         Ok(Some(Ok(Message::Text(t)))) => {
                             let f: serde_json::Value = serde_json::from_str(&t).unwrap();
+                            assert_documented(&f);
                             if let Some(seq) = f["seq"].as_u64() {
                                 next = seq + 1;
                             }

@@ -13,8 +13,10 @@ use crate::net::ClientAddr;
 /// Routes reachable without a token. The console's files hold no data:
 /// the app asks for a token when the API answers 401.
 fn is_public(path: &str) -> bool {
-    matches!(path, "/healthz" | "/livez" | "/metrics" | "/openapi.json")
-        || path == "/docs"
+    matches!(
+        path,
+        "/healthz" | "/livez" | "/metrics" | "/openapi.json" | "/asyncapi.json"
+    ) || path == "/docs"
         || path.starts_with("/docs/")
         || path == "/console"
         || path.starts_with("/console/")

@@ -135,6 +135,7 @@ pub async fn connect(
         settings,
         metrics,
         stream_stats: Default::default(),
+        spans: crate::otlp::Spans::from_config(config)?,
     }))
 }
 

@@ -59,6 +59,8 @@ pub struct Bus {
     metrics: Arc<Metrics>,
     /// Declared-or-not stream sizes from the monitor's last listing.
     stream_stats: std::sync::RwLock<Vec<StreamStats>>,
+    /// Span export (`gateway.tracing`), when on.
+    spans: Option<Arc<crate::otlp::Spans>>,
 }
 
 impl Bus {
@@ -76,6 +78,11 @@ impl Bus {
 
     pub fn settings(&self) -> &BusSettings {
         &self.settings
+    }
+
+    /// The span exporter, when `gateway.tracing.otlp_endpoint` is set.
+    pub fn spans(&self) -> Option<&Arc<crate::otlp::Spans>> {
+        self.spans.as_ref()
     }
 
     pub fn metrics(&self) -> &Arc<Metrics> {

@@ -17,8 +17,12 @@ use tokio::sync::{Notify, watch};
 use tokio::time::timeout;
 use utoipa::ToSchema;
 
+use opentelemetry::KeyValue;
+use opentelemetry::trace::SpanKind;
+
 use super::{Bus, BusStatus, ConnectionState};
 use crate::error::ApiError;
+use crate::otlp::MessageSpan;
 use crate::subject::Subject;
 
 /// A validated message on its way to NATS.
@@ -76,6 +80,8 @@ pub enum InFlight {
 
 pub struct AwaitingAck {
     subject: Subject,
+    /// The message's `publish` span (span export on).
+    span: Option<MessageSpan>,
     sent: std::time::Instant,
     metrics: Arc<crate::metrics::Metrics>,
     ack: PublishAckFuture,
@@ -86,14 +92,49 @@ pub struct AwaitingAck {
 
 impl Bus {
     /// Sends `msg` and returns without waiting for a stream ack.
-    pub async fn start_publish(&self, msg: Outbound, route: Route) -> Result<InFlight, ApiError> {
+    pub async fn start_publish(
+        &self,
+        mut msg: Outbound,
+        route: Route,
+    ) -> Result<InFlight, ApiError> {
         self.ensure_connected()?;
         self.check_size(&msg)?;
         let stream = match route {
             Route::Auto => self.routing.lookup(msg.subject.as_str()),
             Route::CoreOnly => None,
         };
+        let span = self.spans.as_ref().map(|spans| {
+            spans.start(
+                "publish",
+                SpanKind::Producer,
+                msg.subject.as_str(),
+                &mut msg.headers,
+            )
+        });
         if stream.is_none() {
+            let result = self.send_core(msg).await;
+            if let Some(span) = span {
+                span.end(result.as_ref().err());
+            }
+            return result;
+        }
+        let result = self.send_js(msg).await;
+        match (result, span) {
+            (Ok(mut awaiting), span) => {
+                awaiting.span = span;
+                Ok(InFlight::Awaiting(awaiting))
+            }
+            (Err(err), Some(span)) => {
+                span.end(Some(&err));
+                Err(err)
+            }
+            (Err(err), None) => Err(err),
+        }
+    }
+
+    /// A core NATS publish: done once handed to the connection.
+    async fn send_core(&self, msg: Outbound) -> Result<InFlight, ApiError> {
+        {
             let subject = msg.subject.clone();
             let send = async {
                 match msg.headers {
@@ -110,11 +151,15 @@ impl Bus {
                 }
             };
             match timeout(self.settings.send_timeout, send).await {
-                Ok(Ok(())) => return Ok(InFlight::Done(PublishReceipt::core(&subject))),
-                Ok(Err(err)) => return Err(self.core_send_error(err)),
-                Err(_) => return Err(self.unavailable()),
+                Ok(Ok(())) => Ok(InFlight::Done(PublishReceipt::core(&subject))),
+                Ok(Err(err)) => Err(self.core_send_error(err)),
+                Err(_) => Err(self.unavailable()),
             }
         }
+    }
+
+    /// A JetStream publish, sent; the ack is awaited by [`InFlight::finish`].
+    async fn send_js(&self, msg: Outbound) -> Result<Box<AwaitingAck>, ApiError> {
         let mut status = self.status.subscribe();
         status.borrow_and_update();
         let send = async {
@@ -132,15 +177,16 @@ impl Bus {
             Ok(Err(err)) => return Err(self.ack_error(err)),
             Err(_) => return Err(self.unavailable()),
         };
-        Ok(InFlight::Awaiting(Box::new(AwaitingAck {
+        Ok(Box::new(AwaitingAck {
             subject: msg.subject,
+            span: None,
             sent: std::time::Instant::now(),
             metrics: self.metrics.clone(),
             ack,
             status,
             refresh: self.refresh.clone(),
             ack_timeout_ms: self.settings.ack_timeout.as_millis() as u64,
-        })))
+        }))
     }
 
     /// Sends `msg` and waits for its receipt.
@@ -192,19 +238,40 @@ impl InFlight {
     /// answers 503 at once: the message may or may not be stored, and a retry
     /// with the same `Nats-Msg-Id` is deduplicated by the stream.
     pub async fn finish(self) -> Result<PublishReceipt, ApiError> {
-        let waiting = match self {
+        let mut waiting = match self {
             InFlight::Done(receipt) => return Ok(receipt),
             InFlight::Awaiting(waiting) => *waiting,
         };
+        let Some(span) = waiting.span.take() else {
+            return waiting.wait().await;
+        };
+        let ack_span = span.child("ack wait");
+        let result = waiting.wait().await;
+        if let Ok(receipt) = &result {
+            span.set(KeyValue::new(
+                "nats.stream",
+                receipt.stream.clone().unwrap_or_default(),
+            ));
+            span.set(KeyValue::new("nats.seq", receipt.seq.unwrap_or(0) as i64));
+        }
+        ack_span.end(result.as_ref().err());
+        span.end(result.as_ref().err());
+        result
+    }
+}
+
+impl AwaitingAck {
+    async fn wait(self) -> Result<PublishReceipt, ApiError> {
         let AwaitingAck {
             subject,
+            span: _,
             sent,
             metrics,
             ack,
             mut status,
             refresh,
             ack_timeout_ms,
-        } = waiting;
+        } = self;
         let lost = async move {
             while status.changed().await.is_ok() {
                 let state = status.borrow().state;

@@ -19,9 +19,25 @@ pub struct Reply {
 
 impl Bus {
     /// Sends `msg` as a request and waits up to `wait` for one reply.
-    pub async fn request(&self, msg: Outbound, wait: Duration) -> Result<Reply, ApiError> {
+    pub async fn request(&self, mut msg: Outbound, wait: Duration) -> Result<Reply, ApiError> {
         self.ensure_connected()?;
         self.check_size(&msg)?;
+        let span = self.spans.as_ref().map(|spans| {
+            spans.start(
+                "request",
+                opentelemetry::trace::SpanKind::Client,
+                msg.subject.as_str(),
+                &mut msg.headers,
+            )
+        });
+        let result = self.send_request(msg, wait).await;
+        if let Some(span) = span {
+            span.end(result.as_ref().err());
+        }
+        result
+    }
+
+    async fn send_request(&self, msg: Outbound, wait: Duration) -> Result<Reply, ApiError> {
         let wait_ms = wait.as_millis() as u64;
         let mut request = async_nats::Request::new()
             .payload(msg.payload)

@@ -19,6 +19,40 @@ pub struct GatewayConfig {
     pub jetstream: JetStreamSettings,
     pub websocket: WebSocketSettings,
     pub sse: SseSettings,
+    pub tracing: TracingSettings,
+}
+
+/// Span export over OTLP/HTTP; off while `otlp_endpoint` is unset.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct TracingSettings {
+    /// The collector's traces URL, e.g. `http://127.0.0.1:4318/v1/traces`
+    /// (plain http; the protobuf encoding).
+    pub otlp_endpoint: Option<String>,
+    /// How often queued spans are sent.
+    pub export_interval_ms: u64,
+    /// Bound on one export request.
+    pub export_timeout_ms: u64,
+}
+
+impl Default for TracingSettings {
+    fn default() -> Self {
+        Self {
+            otlp_endpoint: None,
+            export_interval_ms: 5_000,
+            export_timeout_ms: 10_000,
+        }
+    }
+}
+
+impl TracingSettings {
+    pub fn export_interval(&self) -> Duration {
+        Duration::from_millis(self.export_interval_ms)
+    }
+
+    pub fn export_timeout(&self) -> Duration {
+        Duration::from_millis(self.export_timeout_ms)
+    }
 }
 
 impl Default for GatewayConfig {
@@ -31,6 +65,7 @@ impl Default for GatewayConfig {
             jetstream: JetStreamSettings::default(),
             websocket: WebSocketSettings::default(),
             sse: SseSettings::default(),
+            tracing: TracingSettings::default(),
         }
     }
 }
@@ -73,6 +108,55 @@ pub struct HttpSettings {
     pub max_headers: usize,
     /// Per-client-IP rate limit in open mode (no `auth` section).
     pub per_ip_rate_limit: Option<super::RateLimitConfig>,
+    pub http2: Http2Settings,
+}
+
+/// HTTP/2: h2 over TLS (ALPN) and h2c with prior knowledge on a plain
+/// listener. The header limits and `header_read_timeout_ms` (for the
+/// connection preface) of [`HttpSettings`] apply to it too.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct Http2Settings {
+    /// Serve HTTP/2 at all; when false, every connection is HTTP/1.1.
+    pub enabled: bool,
+    /// Requests (streams) one connection may have open at once.
+    pub max_concurrent_streams: u32,
+    /// A connection with no open stream for this long is closed (GOAWAY).
+    pub idle_timeout_ms: u64,
+    /// Interval of the server's PING frames; a peer that does not answer
+    /// within `keep_alive_timeout_ms` is disconnected.
+    pub keep_alive_interval_ms: u64,
+    pub keep_alive_timeout_ms: u64,
+    /// Response bytes buffered per stream before the handler waits for the
+    /// client to read (an SSE stream's slow-consumer policy then applies).
+    pub max_send_buffer_bytes: usize,
+}
+
+impl Default for Http2Settings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            max_concurrent_streams: 100,
+            idle_timeout_ms: 60_000,
+            keep_alive_interval_ms: 20_000,
+            keep_alive_timeout_ms: 10_000,
+            max_send_buffer_bytes: 64 * 1024,
+        }
+    }
+}
+
+impl Http2Settings {
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_millis(self.idle_timeout_ms)
+    }
+
+    pub fn keep_alive_interval(&self) -> Duration {
+        Duration::from_millis(self.keep_alive_interval_ms)
+    }
+
+    pub fn keep_alive_timeout(&self) -> Duration {
+        Duration::from_millis(self.keep_alive_timeout_ms)
+    }
 }
 
 impl Default for HttpSettings {
@@ -84,6 +168,7 @@ impl Default for HttpSettings {
             max_header_bytes: 64 * 1024,
             max_headers: 100,
             per_ip_rate_limit: None,
+            http2: Http2Settings::default(),
         }
     }
 }
@@ -278,6 +363,26 @@ impl GatewayConfig {
             ),
             ("gateway.http.max_header_bytes", h.max_header_bytes as u64),
             ("gateway.http.max_headers", h.max_headers as u64),
+            (
+                "gateway.http.http2.max_concurrent_streams",
+                u64::from(h.http2.max_concurrent_streams),
+            ),
+            (
+                "gateway.http.http2.idle_timeout_ms",
+                h.http2.idle_timeout_ms,
+            ),
+            (
+                "gateway.http.http2.keep_alive_interval_ms",
+                h.http2.keep_alive_interval_ms,
+            ),
+            (
+                "gateway.http.http2.keep_alive_timeout_ms",
+                h.http2.keep_alive_timeout_ms,
+            ),
+            (
+                "gateway.http.http2.max_send_buffer_bytes",
+                h.http2.max_send_buffer_bytes as u64,
+            ),
             ("gateway.publish.max_body_bytes", p.max_body_bytes as u64),
             ("gateway.publish.send_timeout_ms", p.send_timeout_ms),
             ("gateway.publish.ack_timeout_ms", p.ack_timeout_ms),
@@ -303,10 +408,29 @@ impl GatewayConfig {
                 "gateway.jetstream.api_timeout_ms",
                 self.jetstream.api_timeout_ms,
             ),
+            (
+                "gateway.tracing.export_interval_ms",
+                self.tracing.export_interval_ms,
+            ),
+            (
+                "gateway.tracing.export_timeout_ms",
+                self.tracing.export_timeout_ms,
+            ),
         ];
         for (key, value) in positive {
             if value == 0 {
                 return Err(Invalid::new(key, "must be greater than 0"));
+            }
+        }
+        if let Some(url) = &self.tracing.otlp_endpoint {
+            let ok = url
+                .parse::<axum::http::Uri>()
+                .is_ok_and(|u| u.scheme_str() == Some("http") && u.host().is_some());
+            if !ok {
+                return Err(Invalid::new(
+                    "gateway.tracing.otlp_endpoint",
+                    "must be an http:// URL such as http://127.0.0.1:4318/v1/traces",
+                ));
             }
         }
         if self.request.default_timeout_ms > self.request.max_timeout_ms {
@@ -314,6 +438,18 @@ impl GatewayConfig {
                 "gateway.request.default_timeout_ms",
                 "must not exceed gateway.request.max_timeout_ms",
             ));
+        }
+        // HTTP/2 carries these in 32-bit settings.
+        for (key, value) in [
+            ("gateway.http.max_header_bytes", h.max_header_bytes),
+            (
+                "gateway.http.http2.max_send_buffer_bytes",
+                h.http2.max_send_buffer_bytes,
+            ),
+        ] {
+            if u32::try_from(value).is_err() {
+                return Err(Invalid::new(key, "must be below 4 GiB"));
+            }
         }
         if p.max_body_bytes > 64 * 1024 * 1024 {
             return Err(Invalid::new(

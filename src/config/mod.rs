@@ -20,8 +20,8 @@ use serde::Deserialize;
 pub use auth::{AuthConfig, CorsConfig, PermissionConfig, RateLimitConfig, TokenConfig};
 pub use consumers::{AckPolicySpec, ConsumerSpec, DeliverPolicySpec, ReplayPolicySpec};
 pub use gateway::{
-    GatewayConfig, HttpSettings, JetStreamSettings, PublishSettings, RequestSettings,
-    SlowConsumerPolicy, WebSocketSettings,
+    GatewayConfig, Http2Settings, HttpSettings, JetStreamSettings, PublishSettings,
+    RequestSettings, SlowConsumerPolicy, TracingSettings, WebSocketSettings,
 };
 pub use nats::{NatsClientConfig, NatsTls, NatsUrls};
 pub use reload::APPLIED_ON_RELOAD;

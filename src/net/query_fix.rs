@@ -63,6 +63,16 @@ impl<IO> QueryFix<IO> {
         }
     }
 
+    /// Like [`QueryFix::new`], for a connection whose first bytes were
+    /// already read (to tell HTTP/1 from the HTTP/2 preface).
+    pub fn with_prefix(inner: IO, prefix: &[u8]) -> Self {
+        let mut fix = Self::new(inner);
+        let mut pending = Vec::with_capacity(prefix.len() + 8);
+        fix.rewrite(prefix, &mut pending);
+        fix.pending = pending;
+        fix
+    }
+
     pub fn get_ref(&self) -> &IO {
         &self.inner
     }
@@ -284,6 +294,16 @@ mod tests {
             run(&[upgrade]),
             b"GET /subscribe?s=%3E HTTP/1.1\r\nUpgrade: websocket\r\n\r\n\x81\x05>>>>>".to_vec()
         );
+    }
+
+    #[tokio::test]
+    async fn bytes_read_before_it_are_rewritten_too() {
+        use tokio::io::AsyncReadExt;
+        let rest = &b"> HTTP/1.1\r\n\r\n"[..];
+        let mut fix = QueryFix::with_prefix(rest, b"GET /e?s=a.");
+        let mut out = Vec::new();
+        fix.read_to_end(&mut out).await.unwrap();
+        assert_eq!(out, b"GET /e?s=a.%3E HTTP/1.1\r\n\r\n");
     }
 
     #[test]

@@ -21,6 +21,7 @@ use crate::auth::{Caller, Principal};
 use crate::bus::{InFlight, Outbound, PublishReceipt, Route};
 use crate::error::ApiError;
 use crate::protocol::{ItemError, PublishFields};
+use crate::trace_context::TraceContext;
 
 /// Media types accepted for a batch.
 const NDJSON_TYPES: [&str; 3] = [
@@ -69,7 +70,9 @@ pub enum LineOutcome {
 /// value}`, `"msg_id"` and a correlation `"id"` (echoed in the result). The response has one result per line in order:
 /// the same fields as a single publish, or an `error` with `code` and
 /// `message` for that line alone. Status 200 when every line succeeded, 207
-/// when some failed. `?ack=false` sends every line over core NATS.
+/// when some failed. `?ack=false` sends every line over core NATS. A
+/// `traceparent` request header (W3C trace context) is carried into every
+/// line that has no `traceparent` in its own `headers`.
 #[utoipa::path(
     post,
     path = "/publish",
@@ -102,7 +105,8 @@ pub async fn publish_batch(
         });
     }
     let body = read_body(&headers, body, settings.batch_max_bytes, "batch body").await?;
-    let lines = parse_lines(&body, settings.batch_max_lines, &caller)?;
+    let trace = TraceContext::from_http(&headers);
+    let lines = parse_lines(&body, settings.batch_max_lines, &caller, trace.as_ref())?;
     let bytes: usize = lines
         .iter()
         .filter_map(|l| l.parsed.as_ref().ok())
@@ -142,7 +146,12 @@ struct Line {
     parsed: Result<Outbound, ApiError>,
 }
 
-fn parse_lines(body: &Bytes, max_lines: usize, caller: &Principal) -> Result<Vec<Line>, ApiError> {
+fn parse_lines(
+    body: &Bytes,
+    max_lines: usize,
+    caller: &Principal,
+    trace: Option<&TraceContext>,
+) -> Result<Vec<Line>, ApiError> {
     let mut lines = Vec::new();
     for (index, raw) in body.split(|&b| b == b'\n').enumerate() {
         let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
@@ -161,7 +170,7 @@ fn parse_lines(body: &Bytes, max_lines: usize, caller: &Principal) -> Result<Vec
                 fields.id.map(ToOwned::to_owned),
                 Some(fields.subject.clone()),
                 fields
-                    .into_outbound(body)
+                    .into_outbound_traced(body, trace)
                     .and_then(|msg| caller.check_publish(&msg.subject).map(|()| msg)),
             ),
             Err(err) => (
@@ -261,7 +270,7 @@ mod tests {
         #[test]
         fn ndjson_parser_survives_any_input(body in prop::collection::vec(any::<u8>(), 0..2_000)) {
             let body = Bytes::from(body);
-            if let Ok(lines) = parse_lines(&body, 50, &anyone()) {
+            if let Ok(lines) = parse_lines(&body, 50, &anyone(), None) {
                 prop_assert!(lines.len() <= 50);
                 for line in lines.iter().filter_map(|l| l.parsed.as_ref().ok()) {
                     prop_assert!(crate::subject::Subject::parse(line.subject.as_str()).is_ok());
@@ -282,7 +291,7 @@ mod tests {
             0..30,
         )) {
             let body = Bytes::from(lines.join("\n"));
-            if let Ok(parsed) = parse_lines(&body, 1_000, &anyone()) {
+            if let Ok(parsed) = parse_lines(&body, 1_000, &anyone(), None) {
                 let non_blank = lines.iter().filter(|l| !l.trim().is_empty()).count();
                 prop_assert_eq!(parsed.len(), non_blank);
             }

@@ -72,6 +72,7 @@ pub fn router(state: AppState) -> Router {
     let (api_router, doc) = crate::openapi::split(served(&state));
     api_router
         .merge(SwaggerUi::new("/docs").url("/openapi.json", doc))
+        .route("/asyncapi.json", axum::routing::get(asyncapi_json))
         .merge(crate::console::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -93,12 +94,15 @@ pub fn router(state: AppState) -> Router {
                         .extensions()
                         .get::<axum::extract::MatchedPath>()
                         .map_or("unmatched", |p| p.as_str());
+                    let trace_id = crate::trace_context::TraceContext::trace_id_of(req.headers());
                     tracing::info_span!(
                         "http",
                         method = %req.method(),
                         route,
                         path = %req.uri().path(),
+                        version = ?req.version(),
                         request_id = %id,
+                        trace_id,
                         caller = tracing::field::Empty
                     )
                 })
@@ -182,6 +186,17 @@ async fn restate_plain_errors(response: Response) -> Response {
         }
     }
     restated
+}
+
+/// The AsyncAPI document of `/subscribe` and `/events`, built once.
+async fn asyncapi_json() -> Response {
+    static DOCUMENT: std::sync::LazyLock<String> =
+        std::sync::LazyLock::new(crate::asyncapi::to_pretty_json);
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        DOCUMENT.as_str(),
+    )
+        .into_response()
 }
 
 async fn not_found(uri: Uri) -> ApiError {

@@ -13,6 +13,7 @@ use crate::app::AppState;
 use crate::auth::Caller;
 use crate::bus::{Outbound, PublishReceipt, Route};
 use crate::error::ApiError;
+use crate::trace_context::TraceContext;
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -32,7 +33,8 @@ pub struct PublishQuery {
 /// `duplicate_window` returns the first `seq` with `duplicate: true`. Every
 /// `NatsH-<Name>` request header becomes NATS header `<Name>`, e.g.
 /// `NatsH-Nats-Expected-Last-Sequence` for optimistic concurrency (412 when
-/// it fails).
+/// it fails). A valid W3C `traceparent` (and `tracestate`) is carried into
+/// the NATS headers; an invalid one is ignored.
 #[utoipa::path(
     post,
     path = "/publish/{subject}",
@@ -42,6 +44,8 @@ pub struct PublishQuery {
         PublishQuery,
         ("Nats-Msg-Id" = Option<String>, Header, description = "Message id for JetStream deduplication"),
         ("Idempotency-Key" = Option<String>, Header, description = "Alias of `Nats-Msg-Id`"),
+        ("traceparent" = Option<String>, Header, description = "W3C trace context, carried into the message's NATS headers (ignored when invalid)"),
+        ("tracestate" = Option<String>, Header, description = "W3C trace state, carried with a valid `traceparent`"),
     ),
     request_body(
         description = "The message payload, published byte-exact whatever its media type (JSON, text, binary or empty)",
@@ -71,7 +75,9 @@ pub async fn publish_one(
     body: Body,
 ) -> Result<(StatusCode, Json<PublishReceipt>), ApiError> {
     caller.check_publish(&subject)?;
-    let nats_headers = nats_headers::from_http(&headers)?.build();
+    let mut nats_headers = nats_headers::from_http(&headers)?;
+    nats_headers.trace_default(TraceContext::from_http(&headers).as_ref());
+    let nats_headers = nats_headers.build();
     let payload = read_body(&headers, body, body_limit(&state), "request body").await?;
     caller.charge(0, payload.len() as u64)?;
     let route = match query.ack {

@@ -16,6 +16,7 @@ use crate::app::AppState;
 use crate::auth::Caller;
 use crate::bus::Outbound;
 use crate::error::ApiError;
+use crate::trace_context::TraceContext;
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -28,7 +29,7 @@ pub struct RequestQuery {
 /// Send a NATS request and return the first reply.
 ///
 /// The body is the request payload; `NatsH-<Name>` headers become NATS
-/// headers. The reply payload is the response body (`Content-Type:
+/// headers, and a valid W3C `traceparent`/`tracestate` is carried into them. The reply payload is the response body (`Content-Type:
 /// application/octet-stream` unless the reply has a `Content-Type` header)
 /// and each reply header `<Name>` comes back as `NatsH-<Name>`.
 #[utoipa::path(
@@ -80,7 +81,9 @@ pub async fn request(
         Some(ms) => ms,
     };
     caller.check_publish(&subject)?;
-    let nats_headers = nats_headers::from_http(&headers)?.build();
+    let mut nats_headers = nats_headers::from_http(&headers)?;
+    nats_headers.trace_default(TraceContext::from_http(&headers).as_ref());
+    let nats_headers = nats_headers.build();
     let payload = read_body(&headers, body, body_limit(&state), "request body").await?;
     caller.charge(0, payload.len() as u64)?;
     let msg = Outbound {

@@ -10,7 +10,8 @@ use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::{RawQuery, State, WebSocketUpgrade};
 use axum::response::Response;
 
-pub use query::SubscribeQuery;
+pub use ops::{check_op, subscription_op_schema};
+pub use query::{MAX_QUEUE_LEN, SubscribeQuery};
 pub use session::GOING_AWAY;
 
 use crate::app::AppState;

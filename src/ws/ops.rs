@@ -46,22 +46,55 @@ struct Envelope<'a> {
     id: Option<&'a RawValue>,
 }
 
-#[derive(Deserialize)]
+/// `subscribe` (and `unsubscribe`, which reads `subject` and `queue`).
+/// The AsyncAPI document's op schemas are generated from this type.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SubscriptionOp<'a> {
     #[serde(rename = "op")]
+    #[schema(value_type = String)]
     _op: Cow<'a, str>,
+    /// Correlation id (any JSON value), echoed in the answer.
     #[serde(default, borrow, rename = "id")]
+    #[schema(value_type = Option<serde_json::Value>)]
     _id: Option<&'a RawValue>,
+    /// Subject pattern; `*` and `>` wildcards allowed.
     subject: String,
+    /// Queue group (live delivery only).
     #[serde(default)]
     queue: Option<String>,
+    /// `new` (default, live), `all`, `last`, `last_per_subject`,
+    /// `start_seq` or `start_time`.
     #[serde(default)]
     deliver: Option<String>,
+    /// Replay from this stream sequence.
     #[serde(default)]
     start_seq: Option<u64>,
+    /// Replay from this time (RFC 3339).
     #[serde(default)]
     start_time: Option<String>,
+}
+
+/// The JSON Schema of the `subscribe` and `unsubscribe` ops.
+pub fn subscription_op_schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    <SubscriptionOp as utoipa::PartialSchema>::schema()
+}
+
+/// Whether `text` is an op the session accepts as it is (for the
+/// documentation's examples): `Ok` with the op name, or why not.
+pub fn check_op(text: &[u8]) -> Result<String, ApiError> {
+    let envelope =
+        serde_json::from_slice::<Envelope>(text).map_err(|e| ApiError::InvalidOp(e.to_string()))?;
+    match envelope.op.as_ref() {
+        "subscribe" | "unsubscribe" => parse_subscription(text).map(drop),
+        "ping" => Ok(()),
+        "publish" => serde_json::from_slice::<PublishFields>(text)
+            .map_err(|e| ApiError::InvalidOp(e.to_string()))?
+            .into_outbound(&Bytes::copy_from_slice(text))
+            .map(drop),
+        other => Err(ApiError::InvalidOp(format!("unknown op {other}"))),
+    }?;
+    Ok(envelope.op.into_owned())
 }
 
 impl Session {

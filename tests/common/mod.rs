@@ -5,10 +5,11 @@
 mod app;
 mod binary;
 mod nats;
-mod sse;
 /// A TCP proxy delaying every byte (a slow link to NATS): the harness's own.
 #[path = "../../src/bin/bench/proxy.rs"]
 pub mod proxy;
+mod sse;
+mod tools;
 mod ws;
 
 use std::future::Future;
@@ -25,7 +26,9 @@ pub use nats::{NatsServer, nats_server_bin, start_cluster, unused_port};
 #[allow(unused_imports)]
 pub use sse::{Block, SseReader};
 #[allow(unused_imports)]
-pub use ws::{Socket, Sockets, WsClient};
+pub use tools::{Pki, curl, pki, python, run_python};
+#[allow(unused_imports)]
+pub use ws::{Socket, Sockets, WsClient, assert_documented};
 
 /// Polls `check` until it returns true; panics with `what` after `timeout`.
 /// Tests never sleep for a fixed time: they wait for the observable state.

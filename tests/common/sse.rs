@@ -86,11 +86,8 @@ impl SseReader {
         loop {
             let b = self.next().await;
             if let Some(event) = b.event {
-                return (
-                    event,
-                    b.id,
-                    serde_json::from_str(&b.data).expect("JSON data"),
-                );
+                let frame = documented(&b.data, &event);
+                return (event, b.id, frame);
             }
         }
     }
@@ -101,9 +98,19 @@ impl SseReader {
         let mut events = Vec::new();
         while let Some(b) = self.next_block().await {
             if let Some(event) = b.event {
-                events.push((event, serde_json::from_str(&b.data).expect("JSON data")));
+                let frame = documented(&b.data, &event);
+                events.push((event, frame));
             }
         }
         events
     }
+}
+
+/// An event's frame, checked against the AsyncAPI document: it is a frame
+/// the document describes, and the event name is its `type`.
+fn documented(data: &str, event: &str) -> Value {
+    let frame: Value = serde_json::from_str(data).expect("JSON data");
+    super::assert_documented(&frame);
+    assert_eq!(frame["type"], event, "the event name is the frame's type");
+    frame
 }

@@ -106,6 +106,22 @@ pub trait Sockets {
     }
 }
 
+/// Fails the test when a frame the gateway sent does not match the
+/// AsyncAPI document (`/asyncapi.json`): every frame the tests see is
+/// checked, so the document cannot drift from what the gateway sends.
+pub fn assert_documented(frame: &Value) {
+    static SCHEMA: std::sync::OnceLock<jsonschema::Validator> = std::sync::OnceLock::new();
+    let schema = SCHEMA.get_or_init(|| {
+        jsonschema::validator_for(&message_broker::asyncapi::strict_frame_schema())
+            .expect("the frame schema is a valid JSON Schema")
+    });
+    let errors: Vec<String> = schema.iter_errors(frame).map(|e| e.to_string()).collect();
+    assert!(
+        errors.is_empty(),
+        "frame not as documented in the AsyncAPI document: {frame}: {errors:?}"
+    );
+}
+
 impl Sockets for TestApp {
     fn socket_addr(&self) -> SocketAddr {
         self.addr
@@ -129,7 +145,11 @@ impl WsClient {
                 .expect("socket open")
                 .expect("frame");
             match msg {
-                Message::Text(text) => return serde_json::from_str(&text).expect("JSON frame"),
+                Message::Text(text) => {
+                    let frame = serde_json::from_str(&text).expect("JSON frame");
+                    assert_documented(&frame);
+                    return frame;
+                }
                 Message::Ping(_) | Message::Pong(_) => continue,
                 other => panic!("expected a text frame, got {other:?}"),
             }

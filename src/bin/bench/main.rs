@@ -20,6 +20,7 @@
 mod clients;
 mod err;
 mod fanout;
+mod http2;
 mod many;
 mod payload;
 mod procs;
@@ -323,6 +324,10 @@ async fn run(args: Args, pin: bool, mut pin_note: String) -> Result<ExitCode> {
     if wanted("B1") {
         step("B1 HTTP core publish");
         results.push(publish::b1(&env).await?);
+    }
+    if wanted("B1-H2") {
+        step("B1-H2 HTTP/2 core publish");
+        results.push(http2::b1_h2(&env).await?);
     }
     if wanted("B2") || wanted("B9") {
         step("B2 HTTP JetStream publish + B9 WebSocket publish");

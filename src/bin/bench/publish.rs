@@ -30,7 +30,7 @@ const WS_WINDOW: usize = 64;
 const SIZE: usize = 256;
 
 /// Runs `workers` HTTP connections posting `post` and measures them.
-async fn http_load(env: &Env, post: Post, conns: usize) -> Result<Sample> {
+pub async fn http_load(env: &Env, post: Post, conns: usize) -> Result<Sample> {
     let done = counter();
     let errors = counter();
     let stop = Stop::default();

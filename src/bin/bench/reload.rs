@@ -38,7 +38,8 @@ pub async fn b10(env: &Env) -> Result<BenchResult> {
                 rep,
                 async || {
                     let sockets = opened(n, async || {
-                        clients::gateway_subscriber(gw.addr, &["orderbook.>".to_owned()], 1024).await
+                        clients::gateway_subscriber(gw.addr, &["orderbook.>".to_owned()], 1024)
+                            .await
                     })
                     .await?;
                     let sample =
@@ -53,14 +54,19 @@ pub async fn b10(env: &Env) -> Result<BenchResult> {
                 },
                 async || {
                     let sockets = opened(n, async || {
-                        Ok(NativeSub::connect(native.ws, &["orderbook.>".to_owned()], 1024)
-                            .await?
-                            .into_ws())
+                        Ok(
+                            NativeSub::connect(native.ws, &["orderbook.>".to_owned()], 1024)
+                                .await?
+                                .into_ws(),
+                        )
                     })
                     .await?;
                     let sample = closed_after(sockets, || native.reload(NATS_AUTH)).await;
                     native.reload("")?;
-                    wait_open(async || NativeSub::connect(native.ws, &["x".to_owned()], 1024).await).await?;
+                    wait_open(async || {
+                        NativeSub::connect(native.ws, &["x".to_owned()], 1024).await
+                    })
+                    .await?;
                     sample
                 },
             )
