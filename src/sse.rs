@@ -27,9 +27,12 @@ use crate::ws::SubscribeQuery;
 /// Same query as `GET /subscribe` (`subject` repeatable, `queue`, `policy`,
 /// `deliver`, `start_seq`, `start_time`). Each frame is one event whose
 /// `event:` is the frame's `type` and whose `data:` is the same JSON as the
-/// WebSocket frame; stored messages carry `id: <stream sequence>`, so a
-/// reconnecting `EventSource` resumes after it via `Last-Event-ID`. A
-/// comment heartbeat is sent every 15 s.
+/// WebSocket frame; messages of stored subjects carry `id: <stream
+/// sequence>` (live ones included), so a reconnecting `EventSource` resumes
+/// after it via `Last-Event-ID`. A comment heartbeat is sent every 15 s. A
+/// subscription the server has to end sends `error`, then `unsubscribed`;
+/// when none is left the stream ends (an `EventSource` then reconnects and
+/// is answered with a problem document if the cause persists).
 #[utoipa::path(
     get,
     path = "/events",
@@ -46,7 +49,8 @@ use crate::ws::SubscribeQuery;
     responses(
         (status = 200, description = "An event stream (`text/event-stream`)", content_type = "text/event-stream", body = String),
         (status = 400, description = "`invalid_subject`, `invalid_query`, `invalid_header` or `not_replayable`", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "`too_many_connections`, `nats_unavailable` or `jetstream_unavailable`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: the token may not subscribe to a subject", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`too_many_connections`, `nats_unavailable`, `jetstream_unavailable` or `jetstream_rejected`", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn events(
@@ -81,6 +85,7 @@ pub async fn events(
         shutdown: state.shutdown.clone(),
         batch: Vec::new(),
         ready: VecDeque::new(),
+        ending: false,
         _slot: slot,
         _open: GaugeGuard::new(state.metrics.connections.with_label_values(&["sse"])),
         frames_sent: state.metrics.frames_sent.with_label_values(&["sse"]),
@@ -102,6 +107,8 @@ struct Feed {
     shutdown: CancellationToken,
     batch: Vec<Frame>,
     ready: VecDeque<Event>,
+    /// Every subscription has ended: the stream ends once `ready` is sent.
+    ending: bool,
     _slot: Slot,
     _open: GaugeGuard,
     frames_sent: prometheus::IntCounter,
@@ -114,6 +121,9 @@ impl Feed {
             if let Some(event) = self.ready.pop_front() {
                 return Some(event);
             }
+            if self.ending {
+                return None;
+            }
             let batch = tokio::select! {
                 () = self.shutdown.cancelled() => return None,
                 batch = self.outbox.next_batch(&mut self.batch, 256) => batch,
@@ -122,7 +132,11 @@ impl Feed {
                 Batch::Close(_) => return None,
                 Batch::Frames => {
                     self.frames_sent.inc_by(self.batch.len() as u64);
+                    let ended = self.batch.iter().any(|f| f.kind == "unsubscribed");
                     self.ready.extend(self.batch.drain(..).map(to_event));
+                    if ended {
+                        self.ending = self.subs.as_mut().is_none_or(|s| s.is_empty());
+                    }
                 }
             }
         }

@@ -3,9 +3,11 @@
 //! the HTTP and WebSocket front ends.
 
 mod connection;
+pub mod direct;
 pub mod headers;
 mod monitor;
 mod publish;
+pub mod republish;
 mod request;
 pub mod routing;
 

@@ -19,6 +19,11 @@ pub struct RoutingIndex {
 pub struct StreamRoute {
     pub stream: Arc<str>,
     pub subjects: Vec<SubjectPattern>,
+    /// The stream answers Direct Get (`allow_direct`): replay needs no consumer.
+    pub direct: bool,
+    /// Where the stream re-publishes what it stores (`$MP.stored.<STREAM>`),
+    /// when it does so in the gateway's form: live frames then carry `seq`.
+    pub live: Option<Arc<str>>,
 }
 
 impl StreamRoute {
@@ -31,7 +36,23 @@ impl StreamRoute {
                 .iter()
                 .filter_map(|s| SubjectPattern::parse(s).ok())
                 .collect(),
+            direct: false,
+            live: None,
         }
+    }
+
+    /// The route of a stream as the server describes it.
+    pub fn from_config(config: &async_nats::jetstream::stream::Config) -> Self {
+        Self {
+            direct: config.allow_direct,
+            live: super::republish::live_prefix(config),
+            ..Self::new(&config.name, &config.subjects)
+        }
+    }
+
+    /// Does this stream capture every subject `pattern` matches?
+    pub fn covers(&self, pattern: &SubjectPattern) -> bool {
+        self.subjects.iter().any(|s| pattern.is_subset_of(s))
     }
 }
 
@@ -48,10 +69,18 @@ impl RoutingIndex {
     /// Streams whose subjects could overlap `pattern` (a subscription may
     /// be served from each of them).
     pub fn streams_overlapping(&self, pattern: &SubjectPattern) -> Vec<Arc<str>> {
+        self.routes_overlapping(pattern)
+            .into_iter()
+            .map(|r| r.stream)
+            .collect()
+    }
+
+    /// The routes of the streams whose subjects could overlap `pattern`.
+    pub fn routes_overlapping(&self, pattern: &SubjectPattern) -> Vec<StreamRoute> {
         self.current()
             .iter()
             .filter(|r| r.subjects.iter().any(|p| p.overlaps(pattern)))
-            .map(|r| r.stream.clone())
+            .cloned()
             .collect()
     }
 

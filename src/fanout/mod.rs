@@ -9,20 +9,20 @@
 //! several gateway instances share the load too.
 
 pub mod outbox;
+pub mod source;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use futures::StreamExt;
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use outbox::{Batch, CloseReason, Outbox, OutboxLimits, Pushed};
 
-use crate::auth::reserved_prefix;
+use crate::bus::Bus;
 use crate::error::ApiError;
 use crate::frame::Frame;
 use crate::metrics::Metrics;
@@ -40,17 +40,13 @@ pub type MemberId = u64;
 
 struct Topic {
     key: TopicKey,
-    /// A pattern starting with a wildcard (`>`, `*.x`) also matches the
-    /// reserved subjects (`$JS.API…`, `_INBOX…`); those messages are not
-    /// for subscribers who never named the prefix, so they are skipped.
-    skip_reserved: bool,
     members: RwLock<Vec<(MemberId, Arc<Outbox>)>>,
     next: AtomicUsize,
     stop: CancellationToken,
 }
 
 pub struct Hub {
-    client: async_nats::Client,
+    bus: Arc<Bus>,
     topics: Mutex<HashMap<TopicKey, Arc<Topic>>>,
     tasks: TaskTracker,
     next_member: AtomicU64,
@@ -59,13 +55,9 @@ pub struct Hub {
 }
 
 impl Hub {
-    pub fn new(
-        client: async_nats::Client,
-        subscribe_timeout: Duration,
-        metrics: Arc<Metrics>,
-    ) -> Self {
+    pub fn new(bus: Arc<Bus>, subscribe_timeout: Duration, metrics: Arc<Metrics>) -> Self {
         Self {
-            client,
+            bus,
             topics: Mutex::new(HashMap::new()),
             tasks: TaskTracker::new(),
             next_member: AtomicU64::new(1),
@@ -94,39 +86,29 @@ impl Hub {
             topic.add(member, outbox, confirm);
             return Ok(());
         }
-        let pattern = key.pattern.as_str().to_owned();
-        let subscribe = async {
-            match &key.queue {
-                Some(queue) => self.client.queue_subscribe(pattern, queue.clone()).await,
-                None => self.client.subscribe(pattern).await,
-            }
-        };
-        let subscriber = match tokio::time::timeout(self.subscribe_timeout, subscribe).await {
-            Ok(Ok(subscriber)) => subscriber,
-            Ok(Err(err)) => {
-                return Err(ApiError::internal(format!("NATS subscribe failed: {err}")));
-            }
+        let plan = source::plan(&key.pattern, &self.bus);
+        let open = source::open(&self.bus, key, plan);
+        let source = match tokio::time::timeout(self.subscribe_timeout, open).await {
+            Ok(result) => result?,
             Err(_) => {
                 return Err(ApiError::NatsUnavailable {
                     retry_after: Duration::from_secs(1),
                 });
             }
         };
-        let first = key.pattern.as_str().split('.').next().unwrap_or("");
         let topic = Arc::new(Topic {
-            skip_reserved: first == "*" || first == ">",
             key: key.clone(),
             members: RwLock::new(Vec::new()),
             next: AtomicUsize::new(0),
             stop: CancellationToken::new(),
         });
         self.tasks
-            .spawn(run_topic(topic.clone(), subscriber, self.metrics.clone()));
+            .spawn(run_topic(topic.clone(), source, self.metrics.clone()));
         // Confirm only once the server holds the interest, so a client can
         // rely on receiving whatever is published after `subscribed`. The
         // hub stays locked meanwhile so no one can leave the new topic
         // before its first member is in.
-        crate::bus::round_trip(&self.client, self.subscribe_timeout).await;
+        crate::bus::round_trip(self.bus.client(), self.subscribe_timeout).await;
         topic.add(member, outbox, confirm);
         topics.insert(key.clone(), topic);
         Ok(())
@@ -147,6 +129,45 @@ impl Hub {
         }
     }
 
+    /// Moves `member` over to `outbox` in the topics of `keys`, all at
+    /// once: `transfer(old, new)` runs while no frame can reach either
+    /// outbox, so what the old one holds can be moved on in order (the seam
+    /// between a replay's buffered live messages and its socket). Nothing
+    /// changes when `transfer` returns false or the member is in none of
+    /// the topics.
+    pub async fn hand_over(
+        &self,
+        keys: &[TopicKey],
+        member: MemberId,
+        outbox: Arc<Outbox>,
+        transfer: impl FnOnce(&Outbox, &Outbox) -> bool,
+    ) -> bool {
+        let topics = self.topics.lock().await;
+        // Write locks on all of them: deliveries (one read lock at a time)
+        // wait, and joins and leaves wait for the hub lock held here.
+        let mut locked: Vec<_> = keys
+            .iter()
+            .filter_map(|key| topics.get(key))
+            .map(|topic| topic.members.write().unwrap_or_else(|e| e.into_inner()))
+            .collect();
+        let old = locked.iter().find_map(|members| {
+            members
+                .iter()
+                .find(|(id, _)| *id == member)
+                .map(|(_, o)| o.clone())
+        });
+        let Some(old) = old else { return false };
+        if !transfer(&old, &outbox) {
+            return false;
+        }
+        for members in &mut locked {
+            for slot in members.iter_mut().filter(|(id, _)| *id == member) {
+                slot.1 = outbox.clone();
+            }
+        }
+        true
+    }
+
     /// Number of NATS subscriptions the hub holds.
     pub async fn topic_count(&self) -> usize {
         self.topics.lock().await.len()
@@ -162,26 +183,19 @@ impl Hub {
     }
 }
 
-async fn run_topic(
-    topic: Arc<Topic>,
-    mut subscriber: async_nats::Subscriber,
-    metrics: Arc<Metrics>,
-) {
+async fn run_topic(topic: Arc<Topic>, mut source: source::Source, metrics: Arc<Metrics>) {
     loop {
         tokio::select! {
             biased;
             () = topic.stop.cancelled() => break,
-            msg = subscriber.next() => match msg {
-                Some(msg) if topic.skip_reserved && reserved_prefix(msg.subject.as_str()).is_some() => {}
-                Some(msg) => {
-                    let frame = Frame::message(&msg.subject, &msg.payload, msg.headers.as_ref(), None);
-                    topic.deliver(frame, &metrics);
-                }
+            frame = source.next() => match frame {
+                Some(frame) => topic.deliver(frame, &metrics),
                 None => break,
             },
         }
     }
-    let _ = subscriber.unsubscribe().await;
+    // Dropping the source unsubscribes.
+    drop(source);
     tracing::debug!(pattern = %topic.key.pattern, "topic closed");
 }
 

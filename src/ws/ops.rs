@@ -3,7 +3,6 @@
 //! pressure never drops.
 
 use std::borrow::Cow;
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::Utf8Bytes;
@@ -16,7 +15,6 @@ use serde_json::value::RawValue;
 
 use super::query::parse_queue;
 use crate::app::AppState;
-use crate::auth::Principal;
 use crate::bus::{PublishReceipt, Route};
 use crate::error::ApiError;
 use crate::fanout::Outbox;
@@ -65,9 +63,9 @@ struct SubscriptionOp<'a> {
 }
 
 impl Session {
-    pub fn new(state: AppState, caller: Principal, outbox: Arc<Outbox>) -> Self {
+    pub fn new(state: AppState, subs: Subscriptions) -> Self {
         Self {
-            subs: Subscriptions::new(state.clone(), caller, outbox),
+            subs,
             state,
             acks: FuturesOrdered::new(),
         }
@@ -169,6 +167,7 @@ impl Session {
                 subject,
                 queue: req.queue.as_deref(),
                 id,
+                reason: None,
             }),
             Err(err) => self.reply_error(&err, id),
         }
