@@ -135,6 +135,9 @@ pub async fn connect(
         settings,
         metrics,
         stream_stats: Default::default(),
+        positions: Default::default(),
+        subject_lists: Default::default(),
+        snapshots: Default::default(),
     }))
 }
 

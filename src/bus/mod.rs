@@ -4,6 +4,7 @@
 
 mod connection;
 pub mod direct;
+pub mod fresh;
 pub mod headers;
 mod monitor;
 mod publish;
@@ -61,6 +62,12 @@ pub struct Bus {
     metrics: Arc<Metrics>,
     /// Declared-or-not stream sizes from the monitor's last listing.
     stream_stats: std::sync::RwLock<Vec<StreamStats>>,
+    /// Stream positions and subject lists shared by replays that start
+    /// together (see [`fresh`]); `None` is a failed read.
+    pub(crate) positions: fresh::Fresh<Arc<str>, Option<crate::replay::history::Position>>,
+    pub(crate) subject_lists: fresh::Fresh<(Arc<str>, String), Option<Arc<Vec<String>>>>,
+    pub(crate) snapshots:
+        fresh::Fresh<(Arc<str>, String), Option<Arc<crate::replay::history::Snapshot>>>,
 }
 
 impl Bus {

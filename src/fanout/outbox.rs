@@ -259,6 +259,7 @@ impl Outbox {
                     };
                     out.push(frame);
                 }
+                let before = out.len();
                 while out.len() < max {
                     let Some(frame) = s.messages.pop_front() else {
                         break;
@@ -266,11 +267,17 @@ impl Outbox {
                     s.bytes -= frame.len();
                     out.push(frame);
                 }
+                let took = out.len() > before;
                 if s.messages.is_empty() && s.dropped > 0 && out.len() < max {
                     out.push(Frame::control(&ServerFrame::Dropped { count: s.dropped }));
                     s.dropped = 0;
                 }
                 if !out.is_empty() {
+                    drop(s);
+                    if took {
+                        // A replay waiting in `push_waiting` has room now.
+                        self.room.notify_waiters();
+                    }
                     return Batch::Frames;
                 }
             }
@@ -414,6 +421,27 @@ mod tests {
             got[0].contains(r#""data":2"#),
             "only a's newest frame is left: {got:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn a_waiting_push_resumes_once_the_writer_takes_frames() {
+        let o = std::sync::Arc::new(outbox(SlowConsumerPolicy::Drop));
+        assert!(o.push_waiting(frame("a", "1")).await);
+        assert!(o.push_waiting(frame("a", "2")).await);
+        let pusher = tokio::spawn({
+            let o = o.clone();
+            async move { o.push_waiting(frame("a", "3")).await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!pusher.is_finished(), "full: the push waits");
+        assert_eq!(drain(&o).await.len(), 2);
+        assert!(
+            tokio::time::timeout(std::time::Duration::from_secs(5), pusher)
+                .await
+                .expect("woken by the drain")
+                .unwrap()
+        );
+        assert_eq!(o.pending().0, 1);
     }
 
     #[tokio::test]

@@ -36,6 +36,8 @@ pub struct Prepared {
     topics: Vec<TopicKey>,
     staging: Arc<Outbox>,
     position: Position,
+    /// When the live side was in place: shared reads must be newer.
+    joined: tokio::time::Instant,
     plan: Plan,
     /// Sequences up to here are not asked for (`start_seq` - 1).
     floor: u64,
@@ -74,7 +76,8 @@ pub async fn prepare(
     }
     // Asked only now that the live side holds its interest: whatever is
     // stored after this answer reaches the staging queue.
-    let position = match history::position(&ctx.bus, stream).await {
+    let joined = tokio::time::Instant::now();
+    let position = match history::position_after(&ctx.bus, stream, joined).await {
         Ok(position) if position.direct => position,
         other => {
             leave(ctx, &topics, member).await;
@@ -110,6 +113,7 @@ pub async fn prepare(
         topics,
         staging,
         position,
+        joined,
         plan,
         floor,
         gap,
@@ -144,13 +148,11 @@ async fn read_and_hand_over(p: Prepared, outbox: &Arc<Outbox>) -> Result<(), Api
     if let Some((from, to)) = p.gap {
         outbox.push_control(Frame::control(&ServerFrame::Gap { from, to }));
     }
-    history::await_replica(&p.ctx.bus, &p.stream, &p.position).await?;
-    // Everything up to here has been delivered or was not asked for.
-    let mut through = p.position.last_seq.max(p.floor);
-    let Some(last) = read(&p, p.plan.clone(), outbox).await? else {
-        return Ok(());
+    // Everything up to `through` has been delivered or was not asked for.
+    let mut through = match first_read(&p, outbox).await? {
+        Some(through) => through,
+        None => return Ok(()),
     };
-    through = through.max(last);
     let mut staging = p.staging.clone();
     let subject = p.patterns[0].as_str();
     loop {
@@ -200,6 +202,28 @@ async fn read_and_hand_over(p: Prepared, outbox: &Arc<Outbox>) -> Result<(), Api
             None => return Ok(()),
         }
     }
+}
+
+/// Queues the history the subscriber asked for; how far it reaches, or
+/// `None` when the socket went away. A snapshot is shared with the others
+/// asked for at the same time when it is small enough.
+async fn first_read(p: &Prepared, outbox: &Outbox) -> Result<Option<u64>, ApiError> {
+    if let Plan::LastPerSubject { .. } = p.plan
+        && let Some(snapshot) =
+            history::shared_snapshot(&p.ctx.bus, &p.stream, &p.patterns, p.joined).await
+    {
+        for (_, frame) in &snapshot.frames {
+            if !outbox.push_waiting(frame.clone()).await {
+                return Ok(None);
+            }
+        }
+        return Ok(Some(snapshot.up_to));
+    }
+    history::await_replica(&p.ctx.bus, &p.stream, &p.position).await?;
+    let through = p.position.last_seq.max(p.floor);
+    Ok(read(p, p.plan.clone(), outbox)
+        .await?
+        .map(|last| through.max(last)))
 }
 
 /// Reads and queues one history read; the highest sequence queued (0 if

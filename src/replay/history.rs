@@ -72,6 +72,44 @@ pub async fn position(bus: &Bus, stream: &str) -> Result<Position, ApiError> {
     })
 }
 
+/// Where the stream stands, as read at or after `not_before`: replays
+/// starting together share one `STREAM.INFO`.
+pub async fn position_after(
+    bus: &Bus,
+    stream: &Arc<str>,
+    not_before: tokio::time::Instant,
+) -> Result<Position, ApiError> {
+    let shared = bus
+        .positions
+        .get(stream, not_before, || {
+            let (js, name, timeout) = (
+                bus.jetstream().clone(),
+                stream.clone(),
+                bus.settings().api_timeout,
+            );
+            async move {
+                let handle = tokio::time::timeout(timeout, js.get_stream(name.as_ref()))
+                    .await
+                    .ok()?
+                    .ok()?;
+                let info = handle.cached_info();
+                Some(Position {
+                    first_seq: info.state.first_sequence,
+                    last_seq: info.state.last_sequence,
+                    direct: info.config.allow_direct,
+                    replicas: info.config.num_replicas,
+                })
+            }
+            .boxed()
+        })
+        .await;
+    match shared {
+        Some(position) => Ok(position),
+        // Read again alone, for the precise error.
+        None => position(bus, stream).await,
+    }
+}
+
 #[derive(Debug)]
 enum Read {
     Range {
@@ -313,6 +351,9 @@ impl History {
     /// the subject list and merge one cursor per chunk of subjects, still
     /// as of the same sequence.
     async fn widen(&mut self) -> Result<(), ApiError> {
+        // The list must be read after the snapshot's sequence was fixed, so
+        // that it holds every subject stored up to it.
+        let asked = tokio::time::Instant::now();
         let up_to = match self.cursors.as_slice() {
             [Cursor {
                 read: Read::Multi { up_to, .. },
@@ -324,8 +365,9 @@ impl History {
                 ));
             }
         };
-        let subjects = list_subjects(&self.bus, &self.stream, &self.patterns).await?;
+        let subjects = shared_subjects(&self.bus, &self.stream, &self.patterns, asked).await?;
         let chunks: Vec<Vec<String>> = subjects
+            .as_slice()
             .chunks(MULTI_LAST_MAX)
             .map(<[String]>::to_vec)
             .collect();
@@ -339,6 +381,106 @@ impl History {
 
     pub async fn close(self) {
         self.dg.close().await;
+    }
+}
+
+/// A `last_per_subject` snapshot read once and handed to every subscriber
+/// that asked for it while it was read: encoded once, shared.
+pub struct Snapshot {
+    /// The sequence the snapshot is as of.
+    pub up_to: u64,
+    pub frames: Vec<(u64, Frame)>,
+}
+
+/// Snapshots larger than this are not held whole: each subscriber streams
+/// its own, a batch at a time.
+const SHARED_SNAPSHOT_MAX: usize = 20_000;
+const SHARED_SNAPSHOT_BYTES: usize = 32 * 1024 * 1024;
+
+/// A snapshot of `patterns` as of a sequence fixed at or after
+/// `not_before`, shared by snapshots that start together; `None` when it is
+/// too large to share or could not be read (read one alone then).
+pub async fn shared_snapshot(
+    bus: &Arc<Bus>,
+    stream: &Arc<str>,
+    patterns: &[SubjectPattern],
+    not_before: tokio::time::Instant,
+) -> Option<Arc<Snapshot>> {
+    let key = (stream.clone(), patterns_key(patterns));
+    bus.snapshots
+        .get(&key, not_before, || {
+            let (bus, stream, patterns) = (bus.clone(), stream.clone(), patterns.to_vec());
+            async move { read_snapshot(bus, stream, patterns).await.map(Arc::new) }.boxed()
+        })
+        .await
+}
+
+async fn read_snapshot(
+    bus: Arc<Bus>,
+    stream: Arc<str>,
+    patterns: Vec<SubjectPattern>,
+) -> Option<Snapshot> {
+    let position = position(&bus, &stream).await.ok()?;
+    await_replica(&bus, &stream, &position).await.ok()?;
+    let up_to = position.last_seq;
+    let mut read = History::open(
+        bus.clone(),
+        stream,
+        patterns,
+        Plan::LastPerSubject { up_to },
+    )
+    .await
+    .ok()?;
+    let (mut frames, mut bytes) = (Vec::new(), 0);
+    let complete = loop {
+        match read.next().await {
+            Ok(Some((seq, frame))) => {
+                bytes += frame.len();
+                frames.push((seq, frame));
+                if frames.len() > SHARED_SNAPSHOT_MAX || bytes > SHARED_SNAPSHOT_BYTES {
+                    break false;
+                }
+            }
+            Ok(None) => break true,
+            Err(_) => break false,
+        }
+    };
+    read.close().await;
+    complete.then_some(Snapshot { up_to, frames })
+}
+
+fn patterns_key(patterns: &[SubjectPattern]) -> String {
+    patterns
+        .iter()
+        .map(SubjectPattern::as_str)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// [`list_subjects`], shared by snapshots that start together.
+async fn shared_subjects(
+    bus: &Arc<Bus>,
+    stream: &Arc<str>,
+    patterns: &[SubjectPattern],
+    not_before: tokio::time::Instant,
+) -> Result<Arc<Vec<String>>, ApiError> {
+    let key = (stream.clone(), patterns_key(patterns));
+    let shared = bus
+        .subject_lists
+        .get(&key, not_before, || {
+            let (bus, stream, patterns) = (bus.clone(), stream.clone(), patterns.to_vec());
+            async move {
+                list_subjects(&bus, &stream, &patterns)
+                    .await
+                    .ok()
+                    .map(Arc::new)
+            }
+            .boxed()
+        })
+        .await;
+    match shared {
+        Some(subjects) => Ok(subjects),
+        None => list_subjects(bus, stream, patterns).await.map(Arc::new),
     }
 }
 
