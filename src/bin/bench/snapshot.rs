@@ -136,9 +136,11 @@ async fn storm<F: Future<Output = Result<usize>>>(
     let all = async {
         let runs: FuturesUnordered<_> = (0..clients).map(|_| client()).collect();
         let results: Vec<Result<usize>> = runs.collect().await;
+        crate::debug("B12: all clients done");
         done.set(true);
         results
     };
+    crate::debug(&format!("B12: {clients} clients start"));
     let (results, most) = tokio::time::timeout(RUN_LIMIT, futures::future::join(all, sampler))
         .await
         .map_err(|_| "snapshot storm took too long")?;
