@@ -39,8 +39,8 @@ pub struct Metrics {
     /// Replays whose live buffer filled before history was read (history
     /// then went on from where it was).
     pub replay_buffer_overflows: IntCounter,
-    /// Read-backs of stored messages a topic missed while reconnecting.
-    pub live_repairs: IntCounter,
+    /// Stored messages read back that a topic missed while reconnecting.
+    pub live_repaired: IntCounter,
     connected: IntGauge,
     jetstream_reachable: IntGauge,
     tasks: IntGauge,
@@ -148,9 +148,10 @@ impl Metrics {
                 "Replays whose buffered live messages overflowed while history was read \
                  (history then continued from where it was)"
             ))),
-            live_repairs: reg!(IntCounter::with_opts(opts(
-                "live_repairs_total",
-                "Read-backs of stored messages a live topic missed while reconnecting to NATS"
+            live_repaired: reg!(IntCounter::with_opts(opts(
+                "live_repaired_messages_total",
+                "Stored messages a live topic missed while reconnecting to NATS, read back \
+                 from the stream and delivered in order"
             ))),
             connected: reg!(IntGauge::with_opts(opts(
                 "connected",

@@ -411,3 +411,42 @@ async fn a_replay_whose_stream_goes_away_ends_with_error_and_unsubscribed() {
     ws.send_json(json!({"op": "ping", "id": 1})).await;
     assert_eq!(ws.next_json().await, json!({"type": "pong", "id": 1}));
 }
+
+#[tokio::test]
+async fn a_live_socket_gets_what_was_stored_while_the_gateway_reconnected() {
+    let mut nats = NatsServer::start().await;
+    // A slow reconnect: the server is back well before the gateway is.
+    let app = declared(&nats, |c| c.nats_client.reconnect_time_wait = 3.0).await;
+    let mut ws = app.ws("subject=funding_rate.%3E").await;
+    assert_eq!(ws.next_json().await["type"], "subscribed");
+    app.publish("funding_rate.x.y.z", "1").await;
+    assert_eq!(ws.next_of_type("message").await["data"], 1);
+    let mut stored = 1;
+    // Store while the gateway is away; tried again in the unlikely case
+    // that it came back before the messages were stored.
+    for _ in 0..3 {
+        nats.restart().await;
+        let js = nats.jetstream().await;
+        for _ in 0..5 {
+            stored += 1;
+            store(&js, "funding_rate.x.y.z", stored.to_string()).await;
+        }
+        let away = !app.state.bus.status().connected();
+        app.wait_for_health(StatusCode::OK, WAIT).await;
+        if away {
+            break;
+        }
+    }
+    let mut values = Vec::new();
+    while values.len() < stored as usize - 1 {
+        let f = ws.next_json().await;
+        assert_eq!(f["type"], "message", "no gap frame: {f}");
+        values.push(f["data"].as_i64().unwrap());
+    }
+    assert_eq!(values, (2..=stored).collect::<Vec<_>>(), "in order, once");
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(
+        !metrics.contains("marketprism_broker_live_repaired_messages_total 0"),
+        "read back from the stream: {metrics}"
+    );
+}

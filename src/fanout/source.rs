@@ -344,8 +344,8 @@ impl Source {
             tracing::info!(count = frames.len(), stream = %stream, pattern = %self.pattern,
                 "read back messages stored during a reconnect");
         }
+        self.bus.metrics().live_repaired.inc_by(frames.len() as u64);
         self.ready.extend(frames);
-        self.bus.metrics().live_repairs.inc();
         Ok(())
     }
 }
