@@ -71,6 +71,29 @@ install_nats() {
     have_pinned_nats || die "$NATS_BIN does not report v$NATS_VERSION after install"
 }
 
+# --- Browser tests (issue 12's part; issue 13 installs the same two things
+# for its own runner: merge into one function) -------------------------------
+# Debian's chromium, and Playwright from PyPI to drive it; Playwright never
+# downloads a browser of its own (executable_path=/usr/bin/chromium).
+PLAYWRIGHT_VERSION=1.65.2
+
+install_browser_test_deps() {
+    if ! [[ -x /usr/bin/chromium ]]; then
+        if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+            log "installing Debian's chromium"
+            apt-get update -qq && apt-get install -y -qq chromium >/dev/null ||
+                die "apt-get install chromium failed"
+        else
+            die "the browser tests need /usr/bin/chromium (Debian: apt-get install chromium)"
+        fi
+    fi
+    if ! "$VENV/bin/python" -c "import playwright, sys; from importlib.metadata import version; sys.exit(version('playwright') != '$PLAYWRIGHT_VERSION')" 2>/dev/null; then
+        log "installing playwright $PLAYWRIGHT_VERSION into ${VENV#"$ROOT"/}"
+        PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 pip_install "playwright==$PLAYWRIGHT_VERSION"
+    fi
+}
+# ----------------------------------------------------------------------------
+
 install_rust_components() {
     local missing=()
     cargo fmt --version >/dev/null 2>&1 || missing+=(rustfmt)
@@ -85,5 +108,6 @@ install_rust_components() {
 install_nats
 if [[ ${INSTALL_TEST_DEPS_NATS_ONLY:-0} != 1 ]]; then
     install_rust_components
+    install_browser_test_deps
 fi
 "$NATS_BIN" --version
