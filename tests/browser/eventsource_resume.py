@@ -162,7 +162,7 @@ PAGE_SCRIPT = """
     window.got = [];
     window.subscribed = 0;
     document.title = 'EventSource resume';
-    document.body.innerHTML = '<h1>EventSource on funding_rate.binance.document.body.innerHTML = '<h1>EventSource on funding_rate.&gt;</h1><ol id="log"></ol>';gt;</h1><ol id="log"></ol>';
+    document.body.innerHTML = '<h1>EventSource on funding_rate.binance.&gt;</h1><ol id="log"></ol>';
     const log = document.getElementById('log');
     const es = new EventSource('/events?subject=funding_rate.binance.%3E');
     es.addEventListener('subscribed', () => { window.subscribed += 1; });
