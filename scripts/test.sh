@@ -24,15 +24,11 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
     cargo test --locked --no-fail-fast "$@" || status=$?
 fi
-# Browser tests in headless Chromium (full runs only). Issue 12's; issue 13
-# adds a runner for tests/browser/: merge this into it.
-if (($# == 0)); then
-    cargo build --locked --bin message-broker || status=$?
-    .tools/venv/bin/python tests/browser/eventsource_resume.py || status=$?
-fi
-# The OpenAPI document against a running gateway (full runs only).
+# The OpenAPI document against a running gateway, then what a browser
+# shows (Swagger UI and the console, in Chromium); full runs only.
 if (($# == 0)); then
     scripts/schemathesis.sh || status=$?
+    scripts/browser-tests.sh || status=$?
 fi
 
 # The performance regression gate: the harness in quick mode (a release

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -36,25 +36,34 @@ pub struct Inner {
     pub ws_slots: Arc<Semaphore>,
     /// Keeps the declared streams and consumers in shape (replaced on reload).
     pub reconciler: Arc<Swap<Reconciler>>,
-    /// Tokens, tickets and rate limits (replaced on reload).
+    /// Tokens, tickets, rate limits, CORS origins and admin networks
+    /// (replaced on reload; read those from here, not from `config`).
     pub auth: Swap<Auth>,
     pub metrics: Arc<Metrics>,
+    /// Traffic rates of the last minutes (`GET /stats`).
+    pub stats: crate::stats::History,
 }
 
-/// A value replaced whole while readers keep the one they loaded.
-pub struct Swap<T>(std::sync::RwLock<Arc<T>>);
+/// A value replaced whole while readers keep the one they loaded; long-lived
+/// readers can [`watch`](Swap::watch) for replacements.
+pub struct Swap<T>(watch::Sender<Arc<T>>);
 
 impl<T> Swap<T> {
     pub fn new(value: T) -> Self {
-        Self(std::sync::RwLock::new(Arc::new(value)))
+        Self(watch::Sender::new(Arc::new(value)))
     }
 
     pub fn load(&self) -> Arc<T> {
-        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.0.borrow().clone()
     }
 
     pub fn store(&self, value: T) {
-        *self.0.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(value);
+        self.0.send_replace(Arc::new(value));
+    }
+
+    /// A receiver that has seen the current value and wakes on the next.
+    pub fn watch(&self) -> watch::Receiver<Arc<T>> {
+        self.0.subscribe()
     }
 }
 
@@ -67,38 +76,17 @@ impl Deref for AppState {
 }
 
 impl AppState {
-    /// Applies a re-read config file (SIGHUP): tokens and permissions, and
-    /// the declared streams and consumers (reconciled again at once).
-    /// Everything else needs a restart; the keys that differ are returned.
+    /// Applies a re-read config file (SIGHUP): what
+    /// [`APPLIED_ON_RELOAD`](crate::config::APPLIED_ON_RELOAD) lists. Open
+    /// sockets and event streams check themselves against the new auth
+    /// state as soon as it is stored. Returns the changed keys that need a
+    /// restart.
     pub fn reload(&self, fresh: &Config) -> Vec<&'static str> {
         let auth = self.auth.load().reloaded(fresh);
         self.auth.store(auth);
         self.reconciler.store(Reconciler::new(fresh));
         self.bus.request_refresh();
-        let old = &self.config;
-        let mut restart = Vec::new();
-        let differs = |a: String, b: String| a != b;
-        if differs(format!("{:?}", old.service), format!("{:?}", fresh.service)) {
-            restart.push("service");
-        }
-        if differs(
-            format!("{:?}", old.nats_client),
-            format!("{:?}", fresh.nats_client),
-        ) {
-            restart.push("nats_client");
-        }
-        if differs(format!("{:?}", old.gateway), format!("{:?}", fresh.gateway)) {
-            restart.push("gateway");
-        }
-        if differs(format!("{:?}", old.logging), format!("{:?}", fresh.logging)) {
-            restart.push("logging");
-        }
-        if differs(format!("{:?}", old.admin), format!("{:?}", fresh.admin))
-            || differs(format!("{:?}", old.cors), format!("{:?}", fresh.cors))
-        {
-            restart.push("admin/cors");
-        }
-        restart
+        self.config.restart_needed(fresh)
     }
 
     pub fn new(config: Arc<Config>, bus: Arc<Bus>, shutdown: CancellationToken) -> Self {
@@ -121,6 +109,7 @@ impl AppState {
             reconciler,
             auth,
             metrics,
+            stats: Default::default(),
         }))
     }
 }
@@ -209,6 +198,7 @@ impl Gateway {
             state.reconciler.clone(),
             state.shutdown.clone(),
         ));
+        state.tasks.spawn(crate::stats::run(state.clone()));
 
         let shutdown = state.shutdown.clone();
         let stop = {

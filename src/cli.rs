@@ -15,8 +15,8 @@ use crate::config::{Config, DEFAULT_CONFIG_PATH};
     about = "MarketPrism HTTP/WebSocket gateway to NATS JetStream"
 )]
 pub struct Cli {
-    /// Path to the YAML config file.
-    #[arg(short, long, default_value = DEFAULT_CONFIG_PATH)]
+    /// Path to the YAML config file (before or after the command).
+    #[arg(short, long, global = true, default_value = DEFAULT_CONFIG_PATH)]
     pub config: PathBuf,
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -122,10 +122,11 @@ async fn serve(config: Config, path: PathBuf) -> ExitCode {
     }
 }
 
-/// SIGHUP re-reads the config file and applies tokens, permissions and the
-/// declared streams and consumers without dropping any connection.
+/// SIGHUP re-reads the config file and applies what
+/// [`APPLIED_ON_RELOAD`](crate::config::APPLIED_ON_RELOAD) lists; open
+/// connections are checked against it at once.
 #[cfg(unix)]
-async fn reload_on_hangup(
+pub async fn reload_on_hangup(
     state: crate::app::AppState,
     path: PathBuf,
     mut hangup: tokio::signal::unix::Signal,
@@ -134,9 +135,16 @@ async fn reload_on_hangup(
         match Config::load(&path) {
             Ok(loaded) => {
                 let restart = state.reload(&loaded.config);
-                tracing::info!(file = %path.display(), "config reloaded: auth, streams and consumers applied");
+                tracing::info!(
+                    file = %path.display(),
+                    applied = %crate::config::APPLIED_ON_RELOAD.join(", "),
+                    "config reloaded"
+                );
                 if !restart.is_empty() {
-                    tracing::warn!(sections = %restart.join(", "), "changes in these sections need a restart");
+                    tracing::warn!(
+                        keys = %restart.join(", "),
+                        "changed keys need a restart; they keep their running values until then"
+                    );
                 }
             }
             Err(err) => tracing::error!(%err, "config reload failed; keeping the running config"),

@@ -247,10 +247,10 @@ pub enum ServerFrame<'a> {
         queue: Option<&'a str>,
         #[serde(skip_serializing_if = "Option::is_none")]
         id: Option<&'a serde_json::value::RawValue>,
-        /// Set when the server ended the subscription: the `code` of the
-        /// `error` frame just before (absent when the client unsubscribed).
+        /// Why the server ended the subscription (absent when the client
+        /// asked): e.g. `forbidden` after a reload narrowed the grant.
         #[serde(skip_serializing_if = "Option::is_none")]
-        reason: Option<&'a str>,
+        reason: Option<&'a ItemError>,
     },
     Ack {
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -281,6 +281,13 @@ pub enum ServerFrame<'a> {
         from: u64,
         to: u64,
     },
+    /// The last event of an SSE stream the server ends, with the close code
+    /// and reason a WebSocket would get (`1001` shutting down, `1008` token
+    /// revoked, ...).
+    Closed {
+        code: u16,
+        reason: &'a str,
+    },
 }
 
 impl<'a> ServerFrame<'a> {
@@ -295,6 +302,7 @@ impl<'a> ServerFrame<'a> {
             ServerFrame::Dropped { .. } => "dropped",
             ServerFrame::CaughtUp { .. } => "caught_up",
             ServerFrame::Gap { .. } => "gap",
+            ServerFrame::Closed { .. } => "closed",
         }
     }
 
@@ -452,6 +460,31 @@ mod tests {
         );
         let f = Frame::control(&ServerFrame::Dropped { count: 3 });
         assert_eq!(f.text.as_str(), r#"{"type":"dropped","count":3}"#);
+        let revoked = ItemError {
+            code: "forbidden".into(),
+            message: "no longer granted".into(),
+        };
+        let f = Frame::control(&ServerFrame::Unsubscribed {
+            subject: "a.>",
+            queue: None,
+            id: None,
+            reason: Some(&revoked),
+        });
+        assert_eq!(
+            f.text.as_str(),
+            r#"{"type":"unsubscribed","subject":"a.>","reason":{"code":"forbidden","message":"no longer granted"}}"#
+        );
+        let f = Frame::control(&ServerFrame::Closed {
+            code: 1008,
+            reason: "token revoked",
+        });
+        assert_eq!(
+            (f.kind, f.text.as_str()),
+            (
+                "closed",
+                r#"{"type":"closed","code":1008,"reason":"token revoked"}"#
+            )
+        );
     }
 }
 

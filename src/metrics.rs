@@ -4,6 +4,12 @@
 //! mirror state (connection, streams) are set when scraped, from the same
 //! state `/healthz` reports. `marketprism_broker_connected` keeps the seed's
 //! name so its `BrokerDown` alert works unchanged.
+//!
+//! Every series whose label values are known in advance exists from the
+//! first scrape, at 0: a dashboard or alert sees 0, not "no data". Label
+//! values that come from traffic or the server (HTTP status, error codes,
+//! stream and server names) appear when first seen; a stream's series go
+//! when the stream does.
 
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
@@ -13,6 +19,14 @@ use prometheus::{
 use crate::bus::BusStatus;
 
 const NS: &str = "marketprism_broker";
+
+/// Label values known in advance (each gets its series at startup).
+const TRANSPORTS: [&str; 2] = ["ws", "sse"];
+const SUBSCRIPTION_KINDS: [&str; 2] = ["live", "replay"];
+const PUBLISH_SOURCES: [&str; 3] = ["http", "batch", "ws"];
+const PUBLISH_ROUTES: [&str; 2] = ["core", "jetstream"];
+/// The documented WebSocket close codes.
+const CLOSE_CODES: [&str; 4] = ["1000", "1001", "1008", "1009"];
 
 /// Latency buckets from 100 µs to 10 s.
 const LATENCY: &[f64] = &[
@@ -41,6 +55,11 @@ pub struct Metrics {
     pub replay_buffer_overflows: IntCounter,
     /// Stored messages read back that a topic missed while reconnecting.
     pub live_repaired: IntCounter,
+    /// Open connections a reload closed (token removed or rotated, origin
+    /// no longer allowed, tokens now required).
+    pub revoked_connection: IntCounter,
+    /// Subscriptions a reload ended (subscribe grant narrowed).
+    pub revoked_subscription: IntCounter,
     connected: IntGauge,
     jetstream_reachable: IntGauge,
     tasks: IntGauge,
@@ -48,6 +67,8 @@ pub struct Metrics {
     stream_messages: IntGaugeVec,
     stream_bytes: IntGaugeVec,
     stream_consumers: IntGaugeVec,
+    /// One scrape at a time: the stream series are rebuilt for each.
+    render: std::sync::Mutex<()>,
 }
 
 fn opts(name: &str, help: &str) -> Opts {
@@ -71,7 +92,16 @@ impl Metrics {
             &["version"]
         ));
         build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
-        Self {
+        let revoked = reg!(IntCounterVec::new(
+            opts(
+                "access_revoked_total",
+                "What reloads took away from open connections: kind=connection (closed) or subscription (ended)"
+            ),
+            &["kind"]
+        ));
+        let metrics = Self {
+            revoked_connection: revoked.with_label_values(&["connection"]),
+            revoked_subscription: revoked.with_label_values(&["subscription"]),
             http_requests: reg!(IntCounterVec::new(
                 opts(
                     "http_requests_total",
@@ -181,7 +211,29 @@ impl Metrics {
                 opts("stream_consumers", "Consumers of a declared stream"),
                 &["stream"]
             )),
+            render: std::sync::Mutex::new(()),
             registry,
+        };
+        metrics.start_at_zero();
+        metrics
+    }
+
+    /// Creates every series whose label values are known in advance.
+    fn start_at_zero(&self) {
+        for transport in TRANSPORTS {
+            self.connections.with_label_values(&[transport]);
+            self.frames_sent.with_label_values(&[transport]);
+        }
+        for kind in SUBSCRIPTION_KINDS {
+            self.subscriptions.with_label_values(&[kind]);
+        }
+        for source in PUBLISH_SOURCES {
+            for route in PUBLISH_ROUTES {
+                self.publishes.with_label_values(&[source, route, "ok"]);
+            }
+        }
+        for code in CLOSE_CODES {
+            self.socket_closes.with_label_values(&[code]);
         }
     }
 
@@ -215,6 +267,7 @@ impl Metrics {
 
     /// The text exposition, with state gauges refreshed first.
     pub fn render(&self, nats: &BusStatus, streams: &[StreamStats]) -> String {
+        let _one_at_a_time = self.render.lock().unwrap_or_else(|e| e.into_inner());
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             self.tasks.set(runtime.metrics().num_alive_tasks() as i64);
         }
@@ -227,6 +280,10 @@ impl Metrics {
                 .with_label_values(&[&server.name, &server.address, &server.version])
                 .set(1);
         }
+        // Streams that are gone (or no longer declared) lose their series.
+        self.stream_messages.reset();
+        self.stream_bytes.reset();
+        self.stream_consumers.reset();
         for s in streams {
             self.stream_messages
                 .with_label_values(&[&s.name])

@@ -36,7 +36,8 @@ pub struct PublishFields<'a> {
     pub msg_id: Option<String>,
 }
 
-/// The OpenAPI description of [`PublishFields`].
+/// One line of a `POST /publish` batch (NDJSON): one message.
+// The OpenAPI description of [`PublishFields`].
 #[derive(ToSchema)]
 #[allow(dead_code)]
 pub struct PublishLine {

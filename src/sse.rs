@@ -7,6 +7,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::Extension;
 use axum::extract::{RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -14,10 +15,10 @@ use axum::response::{IntoResponse, Response};
 use tokio_util::sync::CancellationToken;
 
 use crate::app::AppState;
-use crate::auth::{Caller, check_origin};
-use crate::error::{ApiError, Problem};
-use crate::fanout::{Batch, Outbox};
-use crate::frame::Frame;
+use crate::auth::{Access, Auth, Caller};
+use crate::error::ApiError;
+use crate::fanout::{Batch, CloseReason, Outbox};
+use crate::frame::{Frame, ServerFrame};
 use crate::metrics::GaugeGuard;
 use crate::subscription::{self, Slot, Subscriptions};
 use crate::ws::SubscribeQuery;
@@ -29,10 +30,18 @@ use crate::ws::SubscribeQuery;
 /// `event:` is the frame's `type` and whose `data:` is the same JSON as the
 /// WebSocket frame; messages of stored subjects carry `id: <stream
 /// sequence>` (live ones included), so a reconnecting `EventSource` resumes
-/// after it via `Last-Event-ID`. A comment heartbeat is sent every 15 s. A
-/// subscription the server has to end sends `error`, then `unsubscribed`;
-/// when none is left the stream ends (an `EventSource` then reconnects and
-/// is answered with a problem document if the cause persists).
+/// after it via `Last-Event-ID`. A comment heartbeat is sent every 15 s.
+///
+/// When the server ends the stream, its last event is `closed` with the
+/// WebSocket close code and reason: `1001` shutting down, `1008` slow
+/// consumer, or, after a config reload, `1008` token revoked / origin not
+/// allowed / authentication required / subscriptions revoked (each
+/// subscription the narrowed grant no longer covers first gets an
+/// `unsubscribed` event with `reason`; the stream ends when none is left).
+/// A replay that fails after it started sends `error`, then `unsubscribed`
+/// with the error as `reason`; with nothing left the stream ends with
+/// `closed` `1011` "subscriptions ended" (an `EventSource` then reconnects
+/// and is answered with a problem document if the cause persists).
 #[utoipa::path(
     get,
     path = "/events",
@@ -48,18 +57,19 @@ use crate::ws::SubscribeQuery;
     ),
     responses(
         (status = 200, description = "An event stream (`text/event-stream`)", content_type = "text/event-stream", body = String),
-        (status = 400, description = "`invalid_subject`, `invalid_query`, `invalid_header` or `not_replayable`", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`forbidden`: the token may not subscribe to a subject", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "`too_many_connections`, `nats_unavailable`, `jetstream_unavailable` or `jetstream_rejected`", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_subject`, `invalid_query`, `invalid_header` or `not_replayable`"),
+        (status = 403, description = "`forbidden`: the token may not subscribe to a subject"),
+        (status = 503, description = "`too_many_connections`, `nats_unavailable`, `jetstream_unavailable` or `jetstream_rejected`"),
     )
 )]
 pub async fn events(
     State(state): State<AppState>,
     Caller(caller): Caller,
+    Extension(access): Extension<Access>,
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    check_origin(&headers, &state.config.cors)?;
+    state.auth.load().check_origin(access.admission())?;
     let mut query = SubscribeQuery::parse(raw.as_deref())?;
     if let Some(last) = headers.get("last-event-id") {
         let last = last.to_str().map_err(|_| {
@@ -83,9 +93,11 @@ pub async fn events(
         subs: Some(subs),
         outbox,
         shutdown: state.shutdown.clone(),
+        access,
+        finishing: None,
+        ended: false,
         batch: Vec::new(),
         ready: VecDeque::new(),
-        ending: false,
         _slot: slot,
         _open: GaugeGuard::new(state.metrics.connections.with_label_values(&["sse"])),
         frames_sent: state.metrics.frames_sent.with_label_values(&["sse"]),
@@ -105,40 +117,91 @@ struct Feed {
     subs: Option<Subscriptions>,
     outbox: Arc<Outbox>,
     shutdown: CancellationToken,
+    access: Access,
+    /// Set when a reload left no subscription: the stream ends with this
+    /// once what is queued has been sent.
+    finishing: Option<CloseReason>,
+    /// The `closed` event has been queued; nothing follows it.
+    ended: bool,
     batch: Vec<Frame>,
     ready: VecDeque<Event>,
-    /// Every subscription has ended: the stream ends once `ready` is sent.
-    ending: bool,
     _slot: Slot,
     _open: GaugeGuard,
     frames_sent: prometheus::IntCounter,
 }
 
+/// Why a stream whose last subscription failed is closed.
+const ALL_ENDED: CloseReason = CloseReason {
+    code: 1011,
+    reason: "subscriptions ended",
+};
+
+/// Why a stream whose subscriptions a reload all ended is closed.
+const ALL_REVOKED: CloseReason = CloseReason {
+    code: 1008,
+    reason: "subscriptions revoked",
+};
+
 impl Feed {
-    /// The next event; `None` ends the stream (shutdown or a closed outbox).
+    /// The next event; `None` ends the stream (after a `closed` event).
     async fn next(&mut self) -> Option<Event> {
         loop {
             if let Some(event) = self.ready.pop_front() {
                 return Some(event);
             }
-            if self.ending {
+            if self.ended {
                 return None;
             }
+            if self.finishing.is_some() && self.outbox.pending().0 == 0 {
+                let reason = self.finishing.take().unwrap_or(ALL_REVOKED);
+                self.end(&reason);
+                continue;
+            }
             let batch = tokio::select! {
-                () = self.shutdown.cancelled() => return None,
+                () = self.shutdown.cancelled() => Batch::Close(crate::ws::GOING_AWAY),
+                auth = self.access.reloaded() => {
+                    self.recheck(&auth).await;
+                    continue;
+                }
                 batch = self.outbox.next_batch(&mut self.batch, 256) => batch,
             };
             match batch {
-                Batch::Close(_) => return None,
+                Batch::Close(reason) => self.end(&reason),
                 Batch::Frames => {
                     self.frames_sent.inc_by(self.batch.len() as u64);
                     let ended = self.batch.iter().any(|f| f.kind == "unsubscribed");
                     self.ready.extend(self.batch.drain(..).map(to_event));
-                    if ended {
-                        self.ending = self.subs.as_mut().is_none_or(|s| s.is_empty());
+                    if ended && self.subs.as_ref().is_none_or(Subscriptions::is_empty) {
+                        // The server ended the last subscription (a failed
+                        // replay): the stream ends once that is sent.
+                        self.finishing.get_or_insert(ALL_ENDED);
                     }
                 }
             }
+        }
+    }
+
+    /// Queues the stream's last event.
+    fn end(&mut self, reason: &CloseReason) {
+        let closed = ServerFrame::Closed {
+            code: reason.code,
+            reason: reason.reason,
+        };
+        self.ready.push_back(to_event(Frame::control(&closed)));
+        self.ended = true;
+    }
+
+    /// Checks the stream again after a reload: it closes if it may not
+    /// stay, and ends (after its `unsubscribed` events) if no subscription
+    /// is left.
+    async fn recheck(&mut self, auth: &Auth) {
+        let Some(subs) = self.subs.as_mut() else {
+            return;
+        };
+        match subs.recheck(auth, self.access.admission()).await {
+            Err(reason) => self.outbox.close(reason),
+            Ok(()) if subs.is_empty() => self.finishing = Some(ALL_REVOKED),
+            Ok(()) => {}
         }
     }
 }

@@ -10,12 +10,13 @@ use serde_json::value::RawValue;
 use tokio::sync::OwnedSemaphorePermit;
 
 use crate::app::AppState;
-use crate::auth::{ConnectionGuard, Principal};
+use crate::auth::{Admission, Auth, ConnectionGuard, Principal};
 use crate::config::SlowConsumerPolicy;
 use crate::error::ApiError;
-use crate::fanout::{MemberId, Outbox, OutboxLimits, TopicKey};
+use crate::fanout::{CloseReason, MemberId, Outbox, OutboxLimits, TopicKey};
 use crate::frame::{Frame, ServerFrame};
 use crate::metrics::GaugeGuard;
+use crate::protocol::ItemError;
 use crate::replay::{self, Deliver, ReplayHandle};
 use crate::subject::SubjectPattern;
 
@@ -69,9 +70,22 @@ pub struct SubscribeRequest {
 enum Active {
     Live(TopicKey, #[allow(dead_code)] GaugeGuard),
     Replay(
-        #[allow(dead_code)] ReplayHandle,
+        ReplayHandle,
+        Vec<SubjectPattern>,
         #[allow(dead_code)] GaugeGuard,
     ),
+}
+
+impl Active {
+    /// The caller's subscribe grant still covers every subject of it.
+    fn granted(&self, caller: &Principal) -> Result<(), ApiError> {
+        match self {
+            Active::Live(topic, _) => caller.check_subscribe(&topic.pattern),
+            Active::Replay(_, patterns, _) => {
+                patterns.iter().try_for_each(|p| caller.check_subscribe(p))
+            }
+        }
+    }
 }
 
 /// Subscriptions are keyed by (first subject, queue group).
@@ -178,8 +192,10 @@ impl Subscriptions {
             confirm,
         )
         .await?;
-        self.active
-            .insert(key, Active::Replay(handle, self.gauge("replay")));
+        self.active.insert(
+            key,
+            Active::Replay(handle, req.patterns.clone(), self.gauge("replay")),
+        );
         Ok(())
     }
 
@@ -223,34 +239,113 @@ impl Subscriptions {
         self.forget_finished();
         let key = (subject.to_owned(), queue.map(str::to_owned));
         match self.active.remove(&key) {
-            Some(Active::Live(topic, _)) => self.state.hub.leave(&topic, self.member).await,
-            Some(Active::Replay(handle, _)) => handle.stop().await,
+            Some(active) => self.stop(active).await,
             None => return Err(ApiError::NotSubscribed(subject.to_owned())),
         }
         Ok(())
     }
 
-    pub async fn leave_all(&mut self) {
-        for (_, active) in self.active.drain() {
-            match active {
-                Active::Live(topic, _) => self.state.hub.leave(&topic, self.member).await,
-                Active::Replay(handle, _) => handle.stop().await,
-            }
+    /// Ends a subscription on the server's side: nothing of it is queued
+    /// after this returns but an `unsubscribed` frame carrying `reason`.
+    /// False when there is no such subscription.
+    pub async fn end(&mut self, subject: &str, queue: Option<&str>, reason: &ApiError) -> bool {
+        let key = (subject.to_owned(), queue.map(str::to_owned));
+        let Some(active) = self.active.remove(&key) else {
+            return false;
+        };
+        self.stop(active).await;
+        self.notify_ended(&key, reason);
+        true
+    }
+
+    /// Stops feeding the outbox from `active`; once this returns, nothing
+    /// more of it arrives (the hub has removed the member, the replay task
+    /// has ended).
+    async fn stop(&self, active: Active) {
+        match active {
+            Active::Live(topic, _) => self.state.hub.leave(&topic, self.member).await,
+            Active::Replay(handle, ..) => handle.stop().await,
         }
     }
 
-    /// Whether no subscription is left (the ones the server ended, after
-    /// saying so, are gone).
-    pub fn is_empty(&mut self) -> bool {
-        self.forget_finished();
-        self.active.is_empty()
+    fn notify_ended(&self, (subject, queue): &Key, reason: &ApiError) {
+        let reason = ItemError::from(reason);
+        self.outbox
+            .push_control(Frame::control(&ServerFrame::Unsubscribed {
+                subject,
+                queue: queue.as_deref(),
+                id: None,
+                reason: Some(&reason),
+            }));
+    }
+
+    /// Checks this subscriber again after a reload, as `auth` would admit
+    /// it now. The caller's rights and limits become the new ones; each
+    /// subscription its subscribe grant no longer covers ends
+    /// (`unsubscribed`, reason `forbidden`), and messages queued outside
+    /// the grant are taken out first, so nothing outside it is delivered
+    /// from here on. Subscriptions over a lowered `max_subscriptions` stay
+    /// (no new one until below). Err: the subscriber may not stay at all.
+    pub async fn recheck(&mut self, auth: &Auth, admission: &Admission) -> Result<(), CloseReason> {
+        self.caller = match auth.recheck(&self.caller, admission) {
+            Ok(caller) => caller,
+            Err(revoked) => {
+                self.state.metrics.revoked_connection.inc();
+                return Err(CloseReason {
+                    code: 1008,
+                    reason: revoked.reason(),
+                });
+            }
+        };
+        let revoked: Vec<(Key, ApiError)> = self
+            .active
+            .iter()
+            .filter_map(|(key, active)| Some((key.clone(), active.granted(&self.caller).err()?)))
+            .collect();
+        if revoked.is_empty() {
+            return Ok(());
+        }
+        for (key, _) in &revoked {
+            if let Some(active) = self.active.remove(key) {
+                self.stop(active).await;
+            }
+        }
+        let caller = &self.caller;
+        self.outbox.retain_messages(|frame| {
+            frame
+                .subject_key()
+                .is_some_and(|subject| caller.may_receive(&unescape(subject)))
+        });
+        for (key, reason) in &revoked {
+            self.notify_ended(key, reason);
+        }
+        self.state
+            .metrics
+            .revoked_subscription
+            .inc_by(revoked.len() as u64);
+        Ok(())
+    }
+
+    /// No subscription is active (the ones the server ended, after saying
+    /// so, do not count).
+    pub fn is_empty(&self) -> bool {
+        self.active
+            .values()
+            .all(|a| matches!(a, Active::Replay(handle, ..) if handle.is_finished()))
+    }
+
+    pub async fn leave_all(&mut self) {
+        let all: Vec<Active> = self.active.drain().map(|(_, a)| a).collect();
+        for active in all {
+            self.stop(active).await;
+        }
     }
 
     /// Drops replays that ended by themselves; their `error` and
     /// `unsubscribed` frames are already queued.
     fn forget_finished(&mut self) {
         self.active
-            .retain(|_, a| !matches!(a, Active::Replay(handle, _) if handle.is_finished()));
+            .retain(|_, a| !matches!(a, Active::Replay(handle, ..) if handle.is_finished()));
     }
 }
 
@@ -283,4 +378,13 @@ impl Drop for Subscriptions {
 
 fn key(pattern: &SubjectPattern, queue: &Option<String>) -> Key {
     (pattern.as_str().to_owned(), queue.clone())
+}
+
+/// A subject as written in a frame (a JSON string body) back as it is.
+fn unescape(subject: &str) -> std::borrow::Cow<'_, str> {
+    if !subject.contains('\\') {
+        return subject.into();
+    }
+    serde_json::from_str::<String>(&format!("\"{subject}\""))
+        .map_or_else(|_| subject.into(), Into::into)
 }

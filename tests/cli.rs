@@ -180,3 +180,61 @@ async fn sighup_reloads_declared_streams_from_the_file() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// Every `message-broker ...` command the README and the guides show in a
+/// code block, run as written (output redirections dropped; the probe aimed
+/// at a live gateway): a documented command that does not work is a bug.
+/// Multi-threaded: the commands block this thread while the in-process
+/// gateway answers the probe.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_documented_message_broker_command_runs_as_written() {
+    let nats = NatsServer::start().await;
+    let app = spawn_app(&nats.url()).await.ready().await;
+    let commands = documented_commands();
+    assert!(
+        commands.iter().any(|c| c.contains("check-config")),
+        "the README shows check-config: {commands:?}"
+    );
+    for command in &commands {
+        let line = command.replace("127.0.0.1:8086", &app.addr.to_string());
+        let line = line.split(" > ").next().unwrap();
+        let args: Vec<&str> = line.split_whitespace().skip(1).collect();
+        let out = Command::new(BIN)
+            .args(&args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "`{command}` failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// Lines starting with `message-broker ` inside fenced code blocks of the
+/// README and docs/*.md, without their trailing `# comment`.
+fn documented_commands() -> Vec<String> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = vec![root.join("README.md")];
+    for entry in std::fs::read_dir(root.join("docs")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "md") {
+            files.push(path);
+        }
+    }
+    let mut commands = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        let mut in_code = false;
+        for line in text.lines() {
+            if line.trim_start().starts_with("```") {
+                in_code = !in_code;
+            } else if in_code && line.starts_with("message-broker ") {
+                let command = line.split(" #").next().unwrap().trim_end();
+                commands.push(command.to_owned());
+            }
+        }
+    }
+    commands
+}

@@ -267,7 +267,10 @@ async fn live_and_snapshot_sockets_see_every_stored_message_once_across_a_failov
     );
     let (seqs, caught_up) = seqs_until(&mut snapshot, total).await;
     let through = caught_up.expect("caught_up before the last message");
-    assert_eq!(seqs[0], through, "the snapshot: the one subject's newest message");
+    assert_eq!(
+        seqs[0], through,
+        "the snapshot: the one subject's newest message"
+    );
     assert_eq!(
         seqs[1..],
         (through + 1..=total).collect::<Vec<_>>(),

@@ -1,5 +1,5 @@
 //! The deploy files cannot run here (no Docker engine), so they are checked
-//! for what the README promises: images, ports, profiles, health checks, a
+//! for what docs/operations.md (Deploy files) promises: images, ports, profiles, health checks, a
 //! non-root runtime, and alerts that name metrics the gateway exports.
 
 mod common;
@@ -121,6 +121,19 @@ fn dockerfile_is_multi_stage_and_runs_as_non_root_with_a_health_check() {
             .unwrap()
             .contains("target/")
     );
+}
+
+#[test]
+fn dockerfile_copies_the_files_the_binary_compiles_in() {
+    let text = std::fs::read_to_string(root("Dockerfile")).unwrap();
+    let build = &text[..text.rfind("\nFROM ").unwrap()];
+    // include_bytes!/include_str! in src/console.rs and src/openapi/bodies.rs.
+    for dir in ["console", "tests/fixtures/payloads"] {
+        assert!(
+            build.contains(&format!("COPY {dir} ./{dir}")),
+            "the build stage copies {dir}"
+        );
+    }
 }
 
 #[tokio::test]

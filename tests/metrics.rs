@@ -20,14 +20,6 @@ async fn scrape(app: &TestApp) -> String {
     res.text().await.unwrap()
 }
 
-/// The value of the first sample whose line starts with `prefix`.
-fn sample(text: &str, prefix: &str) -> Option<f64> {
-    text.lines()
-        .find(|l| l.starts_with(prefix))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-}
-
 #[tokio::test]
 async fn metrics_count_requests_publishes_acks_sockets_and_streams() {
     let nats = NatsServer::start().await;
@@ -135,5 +127,56 @@ async fn connected_gauge_follows_the_nats_connection() {
                 && sample(&text, "marketprism_broker_nats_reconnects_total ") == Some(1.0)
         },
     )
+    .await;
+}
+
+#[tokio::test]
+async fn every_series_with_known_labels_is_there_at_zero_from_the_first_scrape() {
+    let nats = NatsServer::start().await;
+    let app = spawn_app(&nats.url()).await.ready().await;
+    let text = scrape(&app).await;
+    let mut expected = vec![
+        r#"marketprism_broker_connections{transport="ws"}"#.to_owned(),
+        r#"marketprism_broker_connections{transport="sse"}"#.to_owned(),
+        r#"marketprism_broker_subscriptions{kind="live"}"#.to_owned(),
+        r#"marketprism_broker_subscriptions{kind="replay"}"#.to_owned(),
+        r#"marketprism_broker_frames_sent_total{transport="ws"}"#.to_owned(),
+        r#"marketprism_broker_frames_sent_total{transport="sse"}"#.to_owned(),
+        r#"marketprism_broker_access_revoked_total{kind="connection"}"#.to_owned(),
+        r#"marketprism_broker_access_revoked_total{kind="subscription"}"#.to_owned(),
+        "marketprism_broker_messages_dropped_total ".to_owned(),
+        "marketprism_broker_slow_consumer_closes_total ".to_owned(),
+    ];
+    for code in ["1000", "1001", "1008", "1009"] {
+        expected.push(format!(
+            r#"marketprism_broker_socket_closes_total{{code="{code}"}}"#
+        ));
+    }
+    for source in ["http", "batch", "ws"] {
+        for route in ["core", "jetstream"] {
+            expected.push(format!(
+                r#"marketprism_broker_publishes_total{{result="ok",route="{route}",source="{source}"}}"#
+            ));
+        }
+    }
+    for prefix in &expected {
+        assert_eq!(sample(&text, prefix), Some(0.0), "{prefix}\n{text}");
+    }
+}
+
+#[tokio::test]
+async fn a_stream_that_is_gone_loses_its_series() {
+    let nats = NatsServer::start().await;
+    let app = spawn_app_with_market_data(&nats.url()).await;
+    let series = r#"marketprism_broker_stream_messages{stream="MARKET_DATA"}"#;
+    assert_eq!(sample(&scrape(&app).await, series), Some(0.0));
+    nats.jetstream()
+        .await
+        .delete_stream("MARKET_DATA")
+        .await
+        .unwrap();
+    wait_until(Duration::from_secs(10), "the series is gone", || async {
+        sample(&scrape(&app).await, series).is_none()
+    })
     .await;
 }

@@ -78,17 +78,120 @@ fn every_operation_documents_its_errors_as_problem_json() {
                 "{method} {path} documents error responses"
             );
             for status in errors {
-                let content = &responses[status]["content"];
-                assert!(
-                    content.get("application/problem+json").is_some(),
+                let response = resolve(&doc, &responses[status]);
+                let problem = &response["content"]["application/problem+json"];
+                assert_eq!(
+                    problem["schema"]["$ref"], "#/components/schemas/Problem",
                     "{method} {path} {status} is problem+json"
                 );
-                assert_eq!(
-                    content["application/problem+json"]["schema"]["$ref"],
-                    "#/components/schemas/Problem",
-                    "{method} {path} {status}"
+                // Each example is a problem document of this very status.
+                let examples = problem["examples"].as_object().unwrap();
+                assert!(
+                    !examples.is_empty(),
+                    "{method} {path} {status} has examples"
                 );
+                for (code, example) in examples {
+                    let value = &example["value"];
+                    assert_eq!(value["code"], code.as_str(), "{method} {path} {status}");
+                    assert_eq!(
+                        value["status"].to_string(),
+                        status.as_str(),
+                        "{method} {path}: example {code}"
+                    );
+                }
             }
+        }
+    }
+}
+
+/// A local `$ref` ("#/a/b") looked up in the document.
+fn resolve<'a>(doc: &'a Value, value: &'a Value) -> &'a Value {
+    match value.get("$ref").and_then(Value::as_str) {
+        Some(pointer) => doc
+            .pointer(pointer.trim_start_matches('#'))
+            .unwrap_or_else(|| panic!("{pointer} does not resolve")),
+        None => value,
+    }
+}
+
+#[test]
+fn every_ref_in_the_committed_document_resolves() {
+    fn walk(doc: &Value, value: &Value, at: &str, refs: &mut usize) {
+        match value {
+            Value::Object(map) => {
+                if let Some(Value::String(target)) = map.get("$ref") {
+                    assert!(
+                        doc.pointer(target.trim_start_matches('#')).is_some(),
+                        "{at}: {target} does not resolve"
+                    );
+                    *refs += 1;
+                }
+                for (key, child) in map {
+                    walk(doc, child, &format!("{at}/{key}"), refs);
+                }
+            }
+            Value::Array(items) => {
+                for (i, child) in items.iter().enumerate() {
+                    walk(doc, child, &format!("{at}/{i}"), refs);
+                }
+            }
+            _ => {}
+        }
+    }
+    let doc = committed();
+    let mut refs = 0;
+    walk(&doc, &doc, "", &mut refs);
+    assert!(refs > 100, "the walk saw the references ({refs})");
+}
+
+#[test]
+fn publish_bodies_offer_json_first_with_real_market_data() {
+    let doc = committed();
+    let content = |path: &str| {
+        doc["paths"][path]["post"]["requestBody"]["content"]
+            .as_object()
+            .unwrap()
+            .clone()
+    };
+    for path in ["/publish/{subject}", "/request/{subject}"] {
+        let types: Vec<String> = content(path).keys().cloned().collect();
+        assert_eq!(
+            types,
+            ["application/json", "application/octet-stream", "text/plain"],
+            "{path}"
+        );
+    }
+    let fixture: Value = serde_json::from_str(include_str!(
+        "fixtures/payloads/funding_rate.binance.perpetual.BTC-USDT.json"
+    ))
+    .unwrap();
+    assert_eq!(
+        content("/publish/{subject}")["application/json"]["example"],
+        fixture
+    );
+    let batch = content("/publish")["application/x-ndjson"]["example"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let lines: Vec<Value> = batch
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3);
+    assert_eq!(lines[0]["data"], fixture);
+}
+
+#[test]
+fn every_protected_operation_requires_the_bearer_scheme() {
+    let doc = committed();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let expected = if ["/healthz", "/livez", "/metrics"].contains(&path.as_str()) {
+                serde_json::json!([])
+            } else {
+                serde_json::json!([{ "bearer": [] }])
+            };
+            assert_eq!(op["security"], expected, "{method} {path}");
         }
     }
 }

@@ -155,7 +155,7 @@ async fn reload_applies_new_tokens_and_streams_without_dropping_connections() {
     let restart = app.state.reload(&fresh);
     assert_eq!(
         restart,
-        ["gateway"],
+        ["gateway.http"],
         "what a reload cannot apply is reported"
     );
 

@@ -1,23 +1,23 @@
-//! The auth middleware, the handler extractor for its result, and the
-//! Origin check for sockets and event streams.
+//! The auth middleware and the handler extractor for its result.
 
 use std::net::IpAddr;
 
 use axum::extract::{ConnectInfo, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, header};
 
-use super::Principal;
+use super::{Access, Admission, Principal};
 use crate::app::AppState;
-use crate::config::CorsConfig;
 use crate::error::ApiError;
 use crate::net::ClientAddr;
 
-/// Routes reachable without a token.
+/// Routes reachable without a token. The console's files hold no data:
+/// the app asks for a token when the API answers 401.
 fn is_public(path: &str) -> bool {
     matches!(path, "/healthz" | "/livez" | "/metrics" | "/openapi.json")
         || path == "/docs"
         || path.starts_with("/docs/")
+        || path == "/console"
+        || path.starts_with("/console/")
 }
 
 /// Routes that accept a `?ticket=` (browser sockets and event streams).
@@ -27,7 +27,8 @@ fn accepts_ticket(path: &str) -> bool {
 
 /// Authenticates the caller, charges one request against its rate limit,
 /// and makes its [`Principal`] available to handlers (the `Caller`
-/// extractor). Called by the router's per-request middleware.
+/// extractor); sockets and event streams also get their [`Access`].
+/// Called by the router's per-request middleware.
 pub fn admit(state: &AppState, request: &mut Request) -> Result<(), ApiError> {
     // No peer when the router is driven without a socket (tests, tools).
     let ip = request
@@ -40,13 +41,20 @@ pub fn admit(state: &AppState, request: &mut Request) -> Result<(), ApiError> {
     let principal = if is_public(path) {
         Principal::Anonymous { ip, limiter: None }
     } else {
-        let principal = state.auth.load().authenticate(
-            request.headers(),
-            request.uri().query(),
-            ip,
-            accepts_ticket(path),
-        )?;
+        let streaming = accepts_ticket(path);
+        // Subscribed before authenticating: a socket re-checks itself on
+        // every reload after the config it was admitted with.
+        let reloads = state.auth.watch();
+        let auth = reloads.borrow().clone();
+        let principal =
+            auth.authenticate(request.headers(), request.uri().query(), ip, streaming)?;
         principal.charge(1, 0)?;
+        if streaming {
+            let admission = Admission::new(ip, request.headers());
+            request
+                .extensions_mut()
+                .insert(Access::new(admission, reloads));
+        }
         principal
     };
     tracing::Span::current().record("caller", principal.name());
@@ -67,30 +75,5 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
             .cloned()
             .map(Caller)
             .ok_or_else(|| ApiError::internal("no principal: the auth middleware did not run"))
-    }
-}
-
-/// Cross-site WebSocket hijacking guard: a browser request to a socket or
-/// event stream must come from the gateway's own origin or an allowed one.
-/// Requests without `Origin` (non-browser clients) pass.
-pub fn check_origin(headers: &HeaderMap, cors: &CorsConfig) -> Result<(), ApiError> {
-    let Some(origin) = headers.get(header::ORIGIN) else {
-        return Ok(());
-    };
-    let origin = origin.to_str().unwrap_or("");
-    let same_origin = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .is_some_and(|host| {
-            origin
-                .split_once("://")
-                .is_some_and(|(_, rest)| rest == host)
-        });
-    if same_origin || cors.allows(origin) {
-        Ok(())
-    } else {
-        Err(ApiError::ForbiddenOrigin(
-            origin.chars().take(200).collect(),
-        ))
     }
 }

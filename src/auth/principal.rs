@@ -8,25 +8,36 @@ use std::sync::{Arc, LazyLock};
 use sha2::{Digest, Sha256};
 
 use super::{KeyedLimiter, Limiter, Permissions};
-use crate::config::TokenConfig;
+use crate::config::{RateLimitConfig, TokenConfig};
 use crate::error::ApiError;
 use crate::subject::{Subject, SubjectPattern};
 
-/// A configured token, resolved at startup.
+/// A configured token, resolved from the config (again on every reload).
 pub struct TokenEntry {
     pub name: String,
     pub(super) digest: [u8; 32],
     publish: Permissions,
     subscribe: Permissions,
     admin: bool,
-    limiter: Option<Limiter>,
+    rate_limit: Option<RateLimitConfig>,
     max_connections: Option<usize>,
     max_subscriptions: Option<usize>,
+    usage: Arc<Usage>,
+}
+
+/// What a token has used: its open connections and its rate-limit buckets.
+/// Shared by every entry of the same name across reloads, so a reload
+/// neither frees connection slots nor refills buckets; the limits, which
+/// come from the entry, apply to it at once.
+#[derive(Default)]
+pub(super) struct Usage {
     connections: AtomicUsize,
+    limiter: Limiter,
 }
 
 impl TokenEntry {
-    pub(super) fn from_config(config: &TokenConfig) -> Self {
+    /// `usage` is the previous entry's of the same name, if any.
+    pub(super) fn from_config(config: &TokenConfig, usage: Option<Arc<Usage>>) -> Self {
         let digest = match (&config.token_sha256, &config.token_env) {
             (Some(hex), _) => {
                 let mut digest = [0u8; 32];
@@ -43,11 +54,15 @@ impl TokenEntry {
             publish: Permissions::from_config(&config.publish),
             subscribe: Permissions::from_config(&config.subscribe),
             admin: config.admin,
-            limiter: config.rate_limit.map(Limiter::new),
+            rate_limit: config.rate_limit,
             max_connections: config.max_connections,
             max_subscriptions: config.max_subscriptions,
-            connections: AtomicUsize::new(0),
+            usage: usage.unwrap_or_default(),
         }
+    }
+
+    pub(super) fn usage(&self) -> &Arc<Usage> {
+        &self.usage
     }
 }
 
@@ -99,6 +114,20 @@ impl Principal {
         Err(self.forbidden("subscribe to", pattern))
     }
 
+    /// Whether a message on `subject` lies inside the caller's subscribe
+    /// grant (what a reload that narrowed it checks queued messages with).
+    pub fn may_receive(&self, subject: &str) -> bool {
+        SubjectPattern::parse(subject).is_ok_and(|s| self.rights().1.allows_subscribe(&s))
+    }
+
+    /// What a ticket issued to this caller is bound to: the token's digest.
+    pub fn credential(&self) -> &[u8] {
+        match self {
+            Principal::Token(t) => &t.digest,
+            Principal::Anonymous { .. } => &[],
+        }
+    }
+
     fn forbidden(&self, action: &str, what: impl std::fmt::Display) -> ApiError {
         ApiError::Forbidden(format!("{} may not {action} {what}", self.name()))
     }
@@ -124,28 +153,29 @@ impl Principal {
             } => l.charge(ip, requests, bytes),
             Principal::Anonymous { limiter: None, .. } => Ok(()),
             Principal::Token(t) => t
-                .limiter
+                .rate_limit
                 .as_ref()
-                .map_or(Ok(()), |l| l.charge(requests, bytes)),
+                .map_or(Ok(()), |c| t.usage.limiter.charge(c, requests, bytes)),
         };
         result.map_err(|retry_after| ApiError::RateLimited { retry_after })
     }
 
     /// Takes one of the token's connection slots until the guard drops.
+    /// Counted with or without a limit, so a limit a reload sets applies to
+    /// the connections already open.
     pub fn open_connection(&self) -> Result<ConnectionGuard, ApiError> {
         let Principal::Token(t) = self else {
             return Ok(ConnectionGuard(None));
         };
-        let Some(max) = t.max_connections else {
-            return Ok(ConnectionGuard(None));
-        };
+        let max = t.max_connections.unwrap_or(usize::MAX);
         let taken = t
+            .usage
             .connections
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
                 (n < max).then_some(n + 1)
             });
         match taken {
-            Ok(_) => Ok(ConnectionGuard(Some(t.clone()))),
+            Ok(_) => Ok(ConnectionGuard(Some(t.usage.clone()))),
             Err(_) => Err(ApiError::QuotaExceeded(format!(
                 "{} may hold at most {max} connections",
                 t.name
@@ -163,12 +193,12 @@ impl Principal {
 }
 
 /// Frees a token connection slot when dropped.
-pub struct ConnectionGuard(Option<Arc<TokenEntry>>);
+pub struct ConnectionGuard(Option<Arc<Usage>>);
 
 impl Drop for ConnectionGuard {
     fn drop(&mut self) {
-        if let Some(t) = &self.0 {
-            t.connections.fetch_sub(1, Ordering::AcqRel);
+        if let Some(usage) = &self.0 {
+            usage.connections.fetch_sub(1, Ordering::AcqRel);
         }
     }
 }

@@ -115,8 +115,7 @@ mod tests {
         });
         tokio::time::sleep(Duration::from_millis(10)).await;
         let now = Instant::now();
-        let waiting =
-            futures::future::join_all((0..5).map(|_| fresh.get(&"k", now, &read))).await;
+        let waiting = futures::future::join_all((0..5).map(|_| fresh.get(&"k", now, &read))).await;
         assert_eq!(slow.await.unwrap(), 3);
         assert_eq!(waiting, vec![4; 5]);
         assert_eq!(reads.load(Ordering::SeqCst), 4);

@@ -6,7 +6,7 @@ use serde::Deserialize;
 use super::Invalid;
 use crate::subject::SubjectPattern;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthConfig {
     pub tokens: Vec<TokenConfig>,
@@ -29,7 +29,7 @@ impl Default for AuthConfig {
 }
 
 /// One client credential and what it may do.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct TokenConfig {
     /// Logged instead of the token.
@@ -57,14 +57,14 @@ pub struct TokenConfig {
 }
 
 /// Subject patterns; deny wins, and an empty allow list allows nothing.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct PermissionConfig {
     pub allow: Vec<String>,
     pub deny: Vec<String>,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimitConfig {
     #[serde(default)]
@@ -75,7 +75,7 @@ pub struct RateLimitConfig {
 }
 
 /// `cors:`: browser origins allowed to call the API and open sockets/streams.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct CorsConfig {
     /// Exact origins (`https://dash.example.com`); `*` allows any.

@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use super::Invalid;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct GatewayConfig {
     /// On SIGTERM/SIGINT: how long in-flight requests get before the
@@ -41,7 +41,7 @@ impl GatewayConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct SseSettings {
     /// Interval of the comment heartbeat on `GET /events`.
@@ -56,7 +56,7 @@ impl Default for SseSettings {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct HttpSettings {
     /// Most TCP connections at once; further ones are closed at accept.
@@ -98,7 +98,7 @@ impl HttpSettings {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct PublishSettings {
     /// Largest single-publish body; never above the server's `max_payload`.
@@ -138,7 +138,7 @@ impl PublishSettings {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct RequestSettings {
     /// Reply timeout when the client gives no `timeout_ms`.
@@ -156,7 +156,7 @@ impl Default for RequestSettings {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct JetStreamSettings {
     /// How often the subject→stream routing index is reloaded and JetStream
@@ -198,7 +198,7 @@ pub enum SlowConsumerPolicy {
     Close,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct WebSocketSettings {
     /// Most WebSocket connections at once (503 `too_many_connections` past it).

@@ -10,6 +10,7 @@ mod auth;
 mod consumers;
 mod gateway;
 mod nats;
+mod reload;
 mod streams;
 
 use std::path::{Path, PathBuf};
@@ -23,6 +24,7 @@ pub use gateway::{
     SlowConsumerPolicy, WebSocketSettings,
 };
 pub use nats::{NatsClientConfig, NatsTls, NatsUrls};
+pub use reload::APPLIED_ON_RELOAD;
 pub use streams::{DiscardPolicy, RepublishSpec, RetentionPolicy, StorageType, StreamSpec};
 
 /// Environment variable that replaces `nats_client.nats_url`.
@@ -48,7 +50,7 @@ pub struct Config {
     pub cors: CorsConfig,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct ServiceConfig {
     pub name: String,
@@ -60,7 +62,7 @@ pub struct ServiceConfig {
     pub tls: Option<ServiceTls>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ServiceTls {
     pub cert_file: PathBuf,
@@ -87,7 +89,7 @@ pub enum LogFormat {
     Text,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct LoggingConfig {
     /// `trace|debug|info|warn|error`, any case (the seed writes `INFO`).
@@ -104,7 +106,7 @@ impl Default for LoggingConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct AdminConfig {
     /// `false` removes every `/admin` route.

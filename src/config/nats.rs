@@ -6,7 +6,7 @@ use serde::{Deserialize, Deserializer};
 
 use super::Invalid;
 
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct NatsClientConfig {
     /// One URL, a comma-separated list, or a YAML list of cluster seeds.
@@ -42,7 +42,7 @@ pub struct NatsClientConfig {
 }
 
 /// TLS toward NATS.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct NatsTls {
     /// Require TLS even if the URL says `nats://`.

@@ -144,9 +144,8 @@ impl StreamSpec {
         }
         if let Some(republish) = &self.republish {
             for (field, subject) in [("src", &republish.src), ("dest", &republish.dest)] {
-                SubjectPattern::parse(subject).map_err(|e| {
-                    Invalid::new(format!("{key}.republish.{field}"), e.to_string())
-                })?;
+                SubjectPattern::parse(subject)
+                    .map_err(|e| Invalid::new(format!("{key}.republish.{field}"), e.to_string()))?;
             }
         }
         if let (Some(window), Some(age)) = (self.duplicate_window, self.max_age)

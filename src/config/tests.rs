@@ -227,8 +227,8 @@ fn malformed_values_name_their_key_path() {
 
 #[test]
 fn load_error_names_file_and_key() {
-    let dir = std::env::temp_dir().join(format!("mb-config-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path();
     let path = dir.join("bad.yaml");
     std::fs::write(&path, "service:\n  port: 'abc'\n").unwrap();
     let message = Config::load(&path).unwrap_err().to_string();

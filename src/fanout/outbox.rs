@@ -243,6 +243,22 @@ impl Outbox {
         self.ready.notify_one();
     }
 
+    /// Removes the queued messages `keep` refuses (a reload narrowed what
+    /// the client may receive); control frames and replies stay. Returns
+    /// how many were removed.
+    pub fn retain_messages(&self, keep: impl Fn(&Frame) -> bool) -> usize {
+        let mut s = self.lock();
+        let before = s.messages.len();
+        s.messages.retain(|f| f.subject_key().is_none() || keep(f));
+        let removed = before - s.messages.len();
+        if removed > 0 {
+            s.bytes = s.messages.iter().map(Frame::len).sum();
+            drop(s);
+            self.room.notify_waiters();
+        }
+        removed
+    }
+
     /// Waits for work and moves up to `max` frames into `out`: replies
     /// first, then messages in order; when the message queue has drained
     /// and messages were dropped, a `dropped` frame follows.
@@ -464,6 +480,29 @@ mod tests {
         assert!(o.push_reply(Frame::control(&ServerFrame::Pong { id: None })));
         assert!(!o.push_reply(Frame::control(&ServerFrame::Pong { id: None })));
         assert_eq!(drain(&o).await, vec!["close 1008 too many unread replies"]);
+    }
+
+    #[tokio::test]
+    async fn retain_removes_only_the_refused_messages_and_keeps_the_order() {
+        let o = Outbox::new(
+            OutboxLimits {
+                max_messages: 10,
+                max_bytes: 1 << 20,
+                max_replies: 2,
+            },
+            SlowConsumerPolicy::Drop,
+        );
+        o.push_message(frame("a.x", "1"));
+        o.push_message(frame("b.x", "2"));
+        o.push_control(Frame::control(&ServerFrame::Pong { id: None }));
+        o.push_message(frame("a.y", "3"));
+        let kept_bytes =
+            frame("b.x", "2").len() + Frame::control(&ServerFrame::Pong { id: None }).len();
+        assert_eq!(o.retain_messages(|f| f.subject_key() == Some("b.x")), 2);
+        assert_eq!(o.pending(), (2, kept_bytes));
+        let got = drain(&o).await;
+        assert!(got[0].contains(r#""subject":"b.x""#), "{got:?}");
+        assert_eq!(got[1], r#"{"type":"pong"}"#);
     }
 
     #[tokio::test]

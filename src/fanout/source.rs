@@ -162,7 +162,11 @@ pub async fn open(bus: &Arc<Bus>, key: &TopicKey, plan: Plan) -> Result<Source, 
         anchored: feeds.is_empty(),
         feeds,
         status: bus.watch_status(),
-        connects: bus.client().statistics().connects.load(std::sync::atomic::Ordering::Relaxed),
+        connects: bus
+            .client()
+            .statistics()
+            .connects
+            .load(std::sync::atomic::Ordering::Relaxed),
         bus: bus.clone(),
         ready: VecDeque::new(),
     })
@@ -249,10 +253,8 @@ impl Source {
             return;
         }
         if let Some(from) = state.gap_from.take().filter(|from| *from < seq) {
-            self.ready.push_back(Frame::control(&ServerFrame::Gap {
-                from,
-                to: seq - 1,
-            }));
+            self.ready
+                .push_back(Frame::control(&ServerFrame::Gap { from, to: seq - 1 }));
         }
         state.delivered = seq;
         self.ready.push_back(frame);

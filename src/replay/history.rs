@@ -222,7 +222,9 @@ impl History {
                     Start::Time(time) => (0, Some(time)),
                 };
                 filters()
-                    .map(|filter| Cursor::new(Read::Range { filter, start_time }, next_seq, per_cursor))
+                    .map(|filter| {
+                        Cursor::new(Read::Range { filter, start_time }, next_seq, per_cursor)
+                    })
                     .collect()
             }
             Plan::LastPerSubject { up_to: 0 } => Vec::new(),
@@ -355,10 +357,12 @@ impl History {
         // that it holds every subject stored up to it.
         let asked = tokio::time::Instant::now();
         let up_to = match self.cursors.as_slice() {
-            [Cursor {
-                read: Read::Multi { up_to, .. },
-                ..
-            }] => *up_to,
+            [
+                Cursor {
+                    read: Read::Multi { up_to, .. },
+                    ..
+                },
+            ] => *up_to,
             _ => {
                 return Err(ApiError::JetStreamUnavailable(
                     "multi_last refused a chunk of subjects".into(),
@@ -522,11 +526,7 @@ async fn list_subjects(
 /// `seq`: any replica may answer, and one that lags the leader would leave
 /// out what the leader stored last. A stream with one replica answers from
 /// the leader itself.
-pub async fn await_replica(
-    bus: &Bus,
-    stream: &str,
-    position: &Position,
-) -> Result<(), ApiError> {
+pub async fn await_replica(bus: &Bus, stream: &str, position: &Position) -> Result<(), ApiError> {
     if position.replicas <= 1 || position.last_seq == 0 {
         return Ok(());
     }

@@ -263,7 +263,7 @@ async fn report(
             subject: &subject,
             queue: None,
             id: None,
-            reason: Some(&item.code),
+            reason: Some(&item),
         }));
     }
 }

@@ -173,7 +173,11 @@ pub async fn run(
             metrics.pushed(outbox.push_message(frame));
             continue;
         }
-        if !outbox.push_waiting(frame).await {
+        let pushed = tokio::select! {
+            () = stop.cancelled() => false,
+            pushed = outbox.push_waiting(frame) => pushed,
+        };
+        if !pushed {
             break;
         }
         last_historical = seq;

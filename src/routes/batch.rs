@@ -19,7 +19,7 @@ use super::publish::PublishQuery;
 use crate::app::AppState;
 use crate::auth::{Caller, Principal};
 use crate::bus::{InFlight, Outbound, PublishReceipt, Route};
-use crate::error::{ApiError, Problem};
+use crate::error::ApiError;
 use crate::protocol::{ItemError, PublishFields};
 
 /// Media types accepted for a batch.
@@ -75,14 +75,17 @@ pub enum LineOutcome {
     path = "/publish",
     tag = "publish",
     params(PublishQuery),
-    request_body(content = Vec<crate::protocol::PublishLine>, content_type = "application/x-ndjson", description = "One JSON object per line"),
+    request_body(
+        description = "One `PublishLine` JSON object per line (`application/ndjson` and `application/jsonl` are accepted too)",
+        content((String = "application/x-ndjson", example = crate::openapi::bodies::ndjson_batch))
+    ),
     responses(
         (status = 200, description = "Every line was published", body = BatchResponse),
         (status = 207, description = "Some lines failed; see each result's `error`", body = BatchResponse),
-        (status = 400, description = "`invalid_body` (empty batch) or `invalid_query`", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "`payload_too_large`: over `gateway.publish.batch_max_bytes` or `batch_max_lines`; nothing was published", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "`unsupported_media_type`: Content-Type is not `application/x-ndjson`", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "`nats_unavailable`: nothing was published", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_body` (empty batch) or `invalid_query`"),
+        (status = 413, description = "`payload_too_large`: over `gateway.publish.batch_max_bytes` or `batch_max_lines`; nothing was published"),
+        (status = 415, description = "`unsupported_media_type`: Content-Type is not `application/x-ndjson`"),
+        (status = 503, description = "`nats_unavailable`: nothing was published"),
     )
 )]
 pub async fn publish_batch(

@@ -9,7 +9,7 @@ use super::extract::SubjectPath;
 use super::nats_headers;
 use crate::app::AppState;
 use crate::auth::Caller;
-use crate::error::{ApiError, Problem};
+use crate::error::ApiError;
 use crate::streams::About;
 use crate::streams::convert::rfc3339;
 
@@ -28,12 +28,12 @@ use crate::streams::convert::rfc3339;
         ("If-None-Match" = Option<String>, Header, description = "An ETag from an earlier answer"),
     ),
     responses(
-        (status = 200, description = "The payload", body = Vec<u8>, content_type = "application/octet-stream",
+        (status = 200, description = "The payload", body = crate::openapi::bodies::Binary, content_type = "application/octet-stream",
             headers(("Nats-Stream" = String), ("Nats-Sequence" = u64), ("Nats-Time-Stamp" = String), ("ETag" = String))),
         (status = 304, description = "Not modified since the given ETag"),
-        (status = 400, description = "`invalid_subject`", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`no_message`: nothing stored on the subject", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "`nats_unavailable` or `jetstream_unavailable`", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_subject`"),
+        (status = 404, description = "`no_message`: nothing stored on the subject"),
+        (status = 503, description = "`nats_unavailable` or `jetstream_unavailable`"),
     )
 )]
 pub async fn latest(

@@ -2,6 +2,7 @@
 
 pub mod admin;
 mod batch;
+mod cors;
 pub mod extract;
 mod health;
 mod latest;
@@ -9,6 +10,7 @@ mod metrics;
 pub mod nats_headers;
 mod publish;
 mod request;
+mod stats;
 mod tickets;
 
 use std::time::Duration;
@@ -19,7 +21,6 @@ use axum::http::{HeaderName, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 use utoipa_axum::router::OpenApiRouter;
@@ -48,6 +49,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(crate::sse::events))
         .routes(routes!(latest::latest))
         .routes(routes!(tickets::issue))
+        .routes(routes!(stats::stats))
 }
 
 /// Every documented route (what `openapi/openapi.json` describes).
@@ -70,10 +72,11 @@ pub fn router(state: AppState) -> Router {
     let (api_router, doc) = crate::openapi::split(served(&state));
     api_router
         .merge(SwaggerUi::new("/docs").url("/openapi.json", doc))
+        .merge(crate::console::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), edge))
-        .layer(cors(&state.config.cors))
+        .layer(cors::layer(state.clone()))
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::internal("handler panicked").into_response()
         }))
@@ -179,43 +182,6 @@ async fn restate_plain_errors(response: Response) -> Response {
         }
     }
     restated
-}
-
-/// CORS for `cors.allowed_origins`; with none configured, no cross-origin
-/// browser access at all.
-fn cors(
-    config: &crate::config::CorsConfig,
-) -> tower::util::Either<CorsLayer, tower::layer::util::Identity> {
-    use axum::http::{HeaderName, HeaderValue, Method};
-    if config.allowed_origins.is_empty() {
-        return tower::util::Either::Right(tower::layer::util::Identity::new());
-    }
-    let origins = if config.allowed_origins.iter().any(|o| o == "*") {
-        AllowOrigin::any()
-    } else {
-        AllowOrigin::list(
-            config
-                .allowed_origins
-                .iter()
-                .filter_map(|o| HeaderValue::from_str(o).ok()),
-        )
-    };
-    let expose = [
-        "nats-stream",
-        "nats-sequence",
-        "nats-time-stamp",
-        "etag",
-        "retry-after",
-        "x-request-id",
-    ];
-    tower::util::Either::Left(
-        CorsLayer::new()
-            .allow_origin(origins)
-            .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
-            .allow_headers(AllowHeaders::mirror_request())
-            .expose_headers(expose.map(HeaderName::from_static))
-            .max_age(Duration::from_secs(600)),
-    )
 }
 
 async fn not_found(uri: Uri) -> ApiError {

@@ -12,7 +12,7 @@ use super::nats_headers;
 use crate::app::AppState;
 use crate::auth::Caller;
 use crate::bus::{Outbound, PublishReceipt, Route};
-use crate::error::{ApiError, Problem};
+use crate::error::ApiError;
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -43,16 +43,23 @@ pub struct PublishQuery {
         ("Nats-Msg-Id" = Option<String>, Header, description = "Message id for JetStream deduplication"),
         ("Idempotency-Key" = Option<String>, Header, description = "Alias of `Nats-Msg-Id`"),
     ),
-    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The message payload, any media type, published byte-exact"),
+    request_body(
+        description = "The message payload, published byte-exact whatever its media type (JSON, text, binary or empty)",
+        content(
+            (serde_json::Value = "application/json", example = crate::openapi::bodies::funding_rate),
+            (String = "text/plain", example = crate::openapi::bodies::text),
+            (crate::openapi::bodies::Binary = "application/octet-stream"),
+        )
+    ),
     responses(
         (status = 200, description = "Stored by a stream (JetStream ack received)", body = PublishReceipt),
         (status = 202, description = "Published on core NATS (no stream captures the subject, or `ack=false`)", body = PublishReceipt),
-        (status = 400, description = "`invalid_subject`, `invalid_header` or `invalid_query`", body = Problem, content_type = "application/problem+json"),
-        (status = 412, description = "`precondition_failed`: a `Nats-Expected-*` header did not hold", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "`payload_too_large`: body over `gateway.publish.max_body_bytes` or the server's `max_payload`", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`publish_rejected`: the stream refused the message (e.g. its limits with `discard: new`)", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "`nats_unavailable` (with `Retry-After`) or `jetstream_unavailable`", body = Problem, content_type = "application/problem+json"),
-        (status = 504, description = "`ack_timeout`: the stream did not ack within `gateway.publish.ack_timeout_ms`", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_subject`, `invalid_header` or `invalid_query`"),
+        (status = 412, description = "`precondition_failed`: a `Nats-Expected-*` header did not hold"),
+        (status = 413, description = "`payload_too_large`: body over `gateway.publish.max_body_bytes` or the server's `max_payload`"),
+        (status = 422, description = "`publish_rejected`: the stream refused the message (e.g. its limits with `discard: new`)"),
+        (status = 503, description = "`nats_unavailable` (with `Retry-After`) or `jetstream_unavailable`"),
+        (status = 504, description = "`ack_timeout`: the stream did not ack within `gateway.publish.ack_timeout_ms`"),
     )
 )]
 pub async fn publish_one(

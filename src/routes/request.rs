@@ -15,7 +15,7 @@ use super::publish::body_limit;
 use crate::app::AppState;
 use crate::auth::Caller;
 use crate::bus::Outbound;
-use crate::error::{ApiError, Problem};
+use crate::error::ApiError;
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -39,13 +39,20 @@ pub struct RequestQuery {
         ("subject" = String, Path, description = "Literal NATS subject of the service"),
         RequestQuery,
     ),
-    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The request payload"),
+    request_body(
+        description = "The request payload, sent byte-exact whatever its media type",
+        content(
+            (serde_json::Value = "application/json", example = crate::openapi::bodies::snapshot_request),
+            (String = "text/plain", example = crate::openapi::bodies::text_request),
+            (crate::openapi::bodies::Binary = "application/octet-stream"),
+        )
+    ),
     responses(
-        (status = 200, description = "The reply payload", body = Vec<u8>, content_type = "application/octet-stream"),
-        (status = 400, description = "`invalid_subject`, `invalid_header` or `invalid_query`", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "`payload_too_large`", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "`no_responders`: nobody listens on the subject; or `nats_unavailable`", body = Problem, content_type = "application/problem+json"),
-        (status = 504, description = "`request_timeout`: no reply within `timeout_ms`", body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "The reply payload", body = crate::openapi::bodies::Binary, content_type = "application/octet-stream"),
+        (status = 400, description = "`invalid_subject`, `invalid_header` or `invalid_query`"),
+        (status = 413, description = "`payload_too_large`"),
+        (status = 503, description = "`no_responders`: nobody listens on the subject; or `nats_unavailable`"),
+        (status = 504, description = "`request_timeout`: no reply within `timeout_ms`"),
     )
 )]
 pub async fn request(

@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 
 use crate::app::AppState;
 use crate::auth::{Caller, Principal};
-use crate::error::{ApiError, Problem};
+use crate::error::ApiError;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Ticket {
@@ -25,8 +25,6 @@ pub struct Ticket {
     tag = "auth",
     responses(
         (status = 200, description = "A ticket", body = Ticket),
-        (status = 401, description = "`unauthorized`: missing or unknown bearer token", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "`rate_limited`", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn issue(
@@ -41,7 +39,7 @@ pub async fn issue(
     };
     let tickets = state.auth.load().tickets();
     Ok(Json(Ticket {
-        ticket: tickets.issue(&name),
+        ticket: tickets.issue(&name, caller.credential()),
         expires_in: tickets.ttl().as_secs(),
     }))
 }

@@ -114,6 +114,10 @@ impl Reconciler {
         self.streams.contains_key(stream)
     }
 
+    pub fn is_consumer_declared(&self, durable: &str) -> bool {
+        self.consumers.contains_key(durable)
+    }
+
     pub fn stream_reports(&self) -> BTreeMap<String, SyncReport> {
         self.stream_reports
             .read()

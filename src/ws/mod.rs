@@ -5,16 +5,17 @@ mod query;
 mod session;
 mod socket;
 
+use axum::Extension;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::{RawQuery, State, WebSocketUpgrade};
-use axum::http::HeaderMap;
 use axum::response::Response;
 
 pub use query::SubscribeQuery;
+pub use session::GOING_AWAY;
 
 use crate::app::AppState;
-use crate::auth::{Caller, check_origin};
-use crate::error::{ApiError, Problem};
+use crate::auth::{Access, Caller};
+use crate::error::ApiError;
 use crate::subscription::Subscriptions;
 
 /// Subscribe to NATS subjects over WebSocket.
@@ -57,7 +58,15 @@ use crate::subscription::Subscriptions;
 /// (published like `POST /publish/{subject}`; answered with `ack` or `error`).
 ///
 /// **Close codes**: 1000 normal, 1001 server shutting down, 1008 slow
-/// consumer / ping timeout / too many unread replies, 1009 frame too large.
+/// consumer / ping timeout / too many unread replies / token revoked /
+/// origin not allowed / authentication required (the last three after a
+/// config reload), 1009 frame too large.
+///
+/// **Reloads**: after SIGHUP the socket is checked again as a new one with
+/// the same credentials would be: it is closed (1008) if its token is gone
+/// or its origin no longer allowed; a subscription the narrowed grant no
+/// longer covers ends with `unsubscribed` carrying
+/// `"reason":{"code":"forbidden",…}`, and the socket stays open.
 #[utoipa::path(
     get,
     path = "/subscribe",
@@ -72,20 +81,20 @@ use crate::subscription::Subscriptions;
     ),
     responses(
         (status = 101, description = "Switching protocols: the WebSocket session starts"),
-        (status = 400, description = "`invalid_subject`, `invalid_query` or `not_replayable`", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`forbidden`: the token may not subscribe to a subject", body = Problem, content_type = "application/problem+json"),
-        (status = 426, description = "`upgrade_required`: not a WebSocket handshake", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "`too_many_connections`, `nats_unavailable`, `jetstream_unavailable` or `jetstream_rejected`", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_subject`, `invalid_query` or `not_replayable`"),
+        (status = 403, description = "`forbidden`: the token may not subscribe to a subject"),
+        (status = 426, description = "`upgrade_required`: not a WebSocket handshake"),
+        (status = 503, description = "`too_many_connections`, `nats_unavailable`, `jetstream_unavailable` or `jetstream_rejected`"),
     )
 )]
 pub async fn subscribe(
     State(state): State<AppState>,
     Caller(caller): Caller,
-    headers: HeaderMap,
+    Extension(access): Extension<Access>,
     RawQuery(raw): RawQuery,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
-    check_origin(&headers, &state.config.cors)?;
+    state.auth.load().check_origin(access.admission())?;
     let query = SubscribeQuery::parse(raw.as_deref())?;
     crate::subscription::check_subject_count(&state, query.subjects.len())?;
     let settings = &state.config.gateway.websocket;
@@ -117,6 +126,6 @@ pub async fn subscribe(
         .on_upgrade(move |socket| {
             tracked
                 .tasks
-                .track_future(session::run(state, socket, subs, slot))
+                .track_future(session::run(state, access, socket, subs, slot))
         }))
 }

@@ -15,9 +15,10 @@ use serde_json::value::RawValue;
 
 use super::query::parse_queue;
 use crate::app::AppState;
+use crate::auth::{Admission, Auth};
 use crate::bus::{PublishReceipt, Route};
 use crate::error::ApiError;
-use crate::fanout::Outbox;
+use crate::fanout::{CloseReason, Outbox};
 use crate::frame::{Frame, ServerFrame};
 use crate::protocol::{ItemError, PublishFields};
 use crate::replay::Deliver;
@@ -201,6 +202,11 @@ impl Session {
 
     pub async fn leave_all(&mut self) {
         self.subs.leave_all().await;
+    }
+
+    /// Checks the socket again after a reload (see [`Subscriptions::recheck`]).
+    pub async fn recheck(&mut self, auth: &Auth, admission: &Admission) -> Result<(), CloseReason> {
+        self.subs.recheck(auth, admission).await
     }
 
     fn reply(&self, frame: &ServerFrame<'_>) {

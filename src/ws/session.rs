@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use super::ops::Session;
 use super::socket::SharedSocket;
 use crate::app::AppState;
+use crate::auth::Access;
 use crate::fanout::{Batch, CloseReason, Outbox};
 use crate::frame::Frame;
 use crate::metrics::{GaugeGuard, Metrics};
@@ -37,7 +38,13 @@ pub const TOO_BIG: CloseReason = CloseReason {
 /// Runs a socket to completion with the subscriptions its query started.
 /// `_slot` holds its places in the connection limits until the socket is
 /// gone.
-pub async fn run(state: AppState, socket: WebSocket, subs: Subscriptions, _slot: Slot) {
+pub async fn run(
+    state: AppState,
+    access: Access,
+    socket: WebSocket,
+    subs: Subscriptions,
+    _slot: Slot,
+) {
     let ws = &state.config.gateway.websocket;
     let outbox = subs.outbox().clone();
     let metrics = state.metrics.clone();
@@ -61,7 +68,14 @@ pub async fn run(state: AppState, socket: WebSocket, subs: Subscriptions, _slot:
         },
         metrics.clone(),
     );
-    let reader = read_loop(&socket, &mut session, done.clone(), started, last_seen);
+    let reader = read_loop(
+        &socket,
+        &mut session,
+        access,
+        done.clone(),
+        started,
+        last_seen,
+    );
     // The writer ends the socket; the reader hands it the close reason.
     tokio::join!(writer, reader);
     session.leave_all().await;
@@ -148,6 +162,7 @@ async fn write_loop(
 async fn read_loop(
     socket: &SharedSocket,
     session: &mut Session,
+    mut access: Access,
     done: CancellationToken,
     started: Instant,
     last_seen: Arc<AtomicU64>,
@@ -156,6 +171,13 @@ async fn read_loop(
         let next = tokio::select! {
             biased;
             () = done.cancelled() => break,
+            auth = access.reloaded() => {
+                // The writer closes the socket; this loop ends with it.
+                if let Err(reason) = Box::pin(session.recheck(&auth, access.admission())).await {
+                    session.outbox().close(reason);
+                }
+                continue;
+            }
             Some(reply) = session.next_ack(), if session.has_acks_pending() => {
                 session.send_ack(reply);
                 continue;

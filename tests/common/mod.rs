@@ -3,7 +3,9 @@
 #![allow(dead_code)]
 
 mod app;
+mod binary;
 mod nats;
+mod sse;
 mod ws;
 
 use std::future::Future;
@@ -14,9 +16,13 @@ pub use app::{
     TestApp, problem, spawn_app, spawn_app_with, spawn_app_with_market_data, test_config,
 };
 #[allow(unused_imports)]
+pub use binary::{Binary, binary_config};
+#[allow(unused_imports)]
 pub use nats::{NatsServer, nats_server_bin, start_cluster, unused_port};
 #[allow(unused_imports)]
-pub use ws::{Socket, WsClient};
+pub use sse::{Block, SseReader};
+#[allow(unused_imports)]
+pub use ws::{Socket, Sockets, WsClient};
 
 /// Polls `check` until it returns true; panics with `what` after `timeout`.
 /// Tests never sleep for a fixed time: they wait for the observable state.
@@ -53,6 +59,14 @@ where
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// The value of the first Prometheus sample whose line starts with `prefix`.
+pub fn sample(text: &str, prefix: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
 }
 
 /// A sample payload from `tests/fixtures/payloads` (realistic sizes).

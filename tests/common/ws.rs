@@ -1,5 +1,6 @@
 //! WebSocket client helpers for tests (tokio-tungstenite).
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
@@ -19,28 +20,31 @@ pub struct WsClient {
 
 const WAIT: Duration = Duration::from_secs(10);
 
-impl TestApp {
+/// A gateway that serves WebSockets: the in-process [`TestApp`] or the
+/// real binary ([`super::Binary`]).
+#[allow(async_fn_in_trait)]
+pub trait Sockets {
+    fn socket_addr(&self) -> SocketAddr;
+
     /// Opens `/subscribe?{query}` (the query must already be URL-encoded).
-    pub async fn ws(&self, query: &str) -> WsClient {
+    async fn ws(&self, query: &str) -> WsClient {
         self.try_ws(query).await.expect("WebSocket handshake")
     }
 
-    pub async fn try_ws(
-        &self,
-        query: &str,
-    ) -> Result<WsClient, tokio_tungstenite::tungstenite::Error> {
+    async fn try_ws(&self, query: &str) -> Result<WsClient, tokio_tungstenite::tungstenite::Error> {
         self.try_ws_with(query, &[]).await
     }
 
     /// Opens `/subscribe?{query}` with extra handshake headers
     /// (`Authorization`, `Origin`, ...).
-    pub async fn try_ws_with(
+    async fn try_ws_with(
         &self,
         query: &str,
         headers: &[(&str, &str)],
     ) -> Result<WsClient, tokio_tungstenite::tungstenite::Error> {
         use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-        let mut request = format!("ws://{}/subscribe?{query}", self.addr).into_client_request()?;
+        let mut request =
+            format!("ws://{}/subscribe?{query}", self.socket_addr()).into_client_request()?;
         for (name, value) in headers {
             request.headers_mut().insert(
                 http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
@@ -53,7 +57,7 @@ impl TestApp {
 
     /// An upgrade the gateway must refuse: its status and problem `code`
     /// (empty when the response had no problem body).
-    pub async fn ws_refused(
+    async fn ws_refused(
         &self,
         query: &str,
         headers: &[(&str, &str)],
@@ -76,13 +80,13 @@ impl TestApp {
 
     /// Opens a socket with a hand-written handshake, so the request line can
     /// carry characters a URL library would escape (a raw `>`).
-    pub async fn ws_raw_request_line(&self, target: &str) -> WsClient {
+    async fn ws_raw_request_line(&self, target: &str) -> WsClient {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let mut tcp = TcpStream::connect(self.addr).await.unwrap();
+        let mut tcp = TcpStream::connect(self.socket_addr()).await.unwrap();
         let request = format!(
             "GET {target} HTTP/1.1\r\nHost: {}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
              Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
-            self.addr
+            self.socket_addr()
         );
         tcp.write_all(request.as_bytes()).await.unwrap();
         let mut head = Vec::new();
@@ -99,6 +103,12 @@ impl TestApp {
         let socket =
             WebSocketStream::from_raw_socket(MaybeTlsStream::Plain(tcp), Role::Client, None).await;
         WsClient { socket }
+    }
+}
+
+impl Sockets for TestApp {
+    fn socket_addr(&self) -> SocketAddr {
+        self.addr
     }
 }
 

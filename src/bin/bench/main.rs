@@ -23,6 +23,7 @@ mod fanout;
 mod payload;
 mod procs;
 mod publish;
+mod reload;
 mod replay;
 mod report;
 mod serve;
@@ -61,7 +62,7 @@ struct Args {
 fn usage() -> ! {
     eprintln!(
         "usage: bench [--quick] [--reps N] [--window SECS] [--only B1,B2,...] [--out DIR] [--no-pin]\n\
-         \x20            [--sockets N (B7)] [--replay N (B8)] [--snapshots N (B12)]\n\
+         \x20            [--sockets N (B7, B13)] [--replay N (B8)] [--snapshots N (B12)]\n\
          \x20            [--reference docs/bench/latest.json]"
     );
     std::process::exit(2)
@@ -359,6 +360,10 @@ async fn run(args: Args, pin: bool, mut pin_note: String) -> Result<ExitCode> {
     if wanted("B7") {
         step("B7 idle socket memory");
         results.push(fanout::b7(&env).await?);
+    }
+    if wanted("B13") {
+        step("B13 reload with open sockets");
+        results.push(reload::b10(&env).await?);
     }
     // Stable: B5's two sizes keep their order.
     results.sort_by_key(|r| order(&r.id));

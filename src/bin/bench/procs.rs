@@ -51,6 +51,9 @@ pub struct Nats {
     child: Child,
     pub url: String,
     pub ws: SocketAddr,
+    conf: PathBuf,
+    /// The config as started (with the ports made concrete on reload).
+    base: String,
 }
 
 impl Nats {
@@ -60,13 +63,12 @@ impl Nats {
         std::fs::create_dir_all(dir).context("create nats dir")?;
         let store = dir.join("store");
         let conf = dir.join("nats.conf");
+        let base = format!("jetstream {{\n  store_dir: \"{}\"\n}}\n", store.display());
         std::fs::write(
             &conf,
             format!(
                 "listen: 127.0.0.1:-1\n\
-                 websocket {{\n  listen: \"127.0.0.1:-1\"\n  no_tls: true\n}}\n\
-                 jetstream {{\n  store_dir: \"{}\"\n}}\n",
-                store.display()
+                 websocket {{\n  listen: \"127.0.0.1:-1\"\n  no_tls: true\n}}\n{base}"
             ),
         )
         .context("write nats.conf")?;
@@ -86,6 +88,8 @@ impl Nats {
             child,
             url: String::new(),
             ws: "127.0.0.1:0".parse().expect("addr"),
+            conf,
+            base,
         };
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
@@ -121,6 +125,27 @@ impl Nats {
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
+
+    /// Rewrites the config with `extra` added (on the ports in use: a
+    /// reload cannot move a listener) and sends SIGHUP.
+    pub fn reload(&self, extra: &str) -> Result<()> {
+        let listen = self.url.trim_start_matches("nats://");
+        let text = format!(
+            "listen: {listen}\nwebsocket {{\n  listen: \"{}\"\n  no_tls: true\n}}\n{}{extra}",
+            self.ws, self.base
+        );
+        std::fs::write(&self.conf, text).context("rewrite nats.conf")?;
+        hangup(self.pid())
+    }
+}
+
+/// Sends SIGHUP (a config reload) to a child.
+fn hangup(pid: u32) -> Result<()> {
+    // SAFETY: kill(2) on our own child's pid.
+    if unsafe { libc::kill(pid as libc::pid_t, libc::SIGHUP) } != 0 {
+        bail!("SIGHUP to {pid}: {}", std::io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 trait SpawnContext {
@@ -149,6 +174,7 @@ impl Drop for Nats {
 pub struct GatewayProc {
     child: Child,
     pub addr: SocketAddr,
+    conf: PathBuf,
 }
 
 /// The gateway's config for the benchmarks: production defaults except
@@ -239,7 +265,7 @@ impl GatewayProc {
             if let Ok(text) = std::fs::read_to_string(&port_file)
                 && let Ok(addr) = text.trim().parse::<SocketAddr>()
             {
-                return Ok(GatewayProc { child, addr });
+                return Ok(GatewayProc { child, addr, conf });
             }
             if let Ok(Some(status)) = child.try_wait() {
                 bail!(
@@ -260,6 +286,12 @@ impl GatewayProc {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Rewrites the config file and sends SIGHUP.
+    pub fn reload(&self, config_text: &str) -> Result<()> {
+        std::fs::write(&self.conf, config_text).context("rewrite gateway.yaml")?;
+        hangup(self.pid())
     }
 }
 

@@ -113,8 +113,8 @@ fn floors(state: &AppState) -> Router {
         .route("/floor/batch/{kind}", post(batch))
 }
 
-async fn serve(config: &Path, port_file: &Path) -> Result<(), String> {
-    let loaded = Config::load(config).map_err(|e| e.to_string())?;
+async fn serve(path: &Path, port_file: &Path) -> Result<(), String> {
+    let loaded = Config::load(path).map_err(|e| e.to_string())?;
     message_broker::telemetry::init(&loaded.config.logging);
     let config = loaded.config;
     let listener = tokio::net::TcpListener::bind(config.listen_addr())
@@ -130,6 +130,14 @@ async fn serve(config: &Path, port_file: &Path) -> Result<(), String> {
         state.bus.clone(),
         state.reconciler.clone(),
         state.shutdown.clone(),
+    ));
+    // As the production binary: SIGHUP reloads the config file.
+    let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .map_err(|e| format!("SIGHUP handler: {e}"))?;
+    tokio::spawn(message_broker::cli::reload_on_hangup(
+        state.clone(),
+        path.to_owned(),
+        hangup,
     ));
     let app = message_broker::build_router(state.clone())
         .merge(Router::new().route("/noop/{subject}", post(noop)))

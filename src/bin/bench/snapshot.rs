@@ -29,7 +29,11 @@ const RUN_LIMIT: Duration = Duration::from_secs(120);
 
 /// Stores one message on each of the subjects (kept between runs).
 async fn prepare(env: &Env) -> Result<()> {
-    let mut stream = env.js.get_stream(STREAM).await.context("get snapshot stream")?;
+    let mut stream = env
+        .js
+        .get_stream(STREAM)
+        .await
+        .context("get snapshot stream")?;
     let info = stream.info().await.context("stream info")?;
     if info.state.subjects_count == SUBJECTS as u64 {
         return Ok(());
@@ -160,7 +164,10 @@ async fn storm<F: Future<Output = Result<usize>>>(
         }
     }
     if let Some(e) = &first_error {
-        eprintln!("  B12: {} of {clients} clients not served; first: {e}", clients - served);
+        eprintln!(
+            "  B12: {} of {clients} clients not served; first: {e}",
+            clients - served
+        );
     }
     let mut extra = serde_json::Map::new();
     extra.insert("served".into(), served.into());
@@ -178,7 +185,11 @@ async fn no_consumers_left(env: &Env) -> Result<()> {
     let stream = env.js.get_stream(STREAM).await.context("get stream")?;
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let names: Vec<String> = stream.consumer_names().filter_map(|n| async { n.ok() }).collect().await;
+        let names: Vec<String> = stream
+            .consumer_names()
+            .filter_map(|n| async { n.ok() })
+            .collect()
+            .await;
         if names.is_empty() {
             return Ok(());
         }
@@ -236,15 +247,24 @@ pub async fn b12(env: &Env) -> Result<BenchResult> {
     let consumers = res
         .reps
         .iter()
-        .filter_map(|r| r.extra.get("gateway_consumers_max").and_then(|v| v.as_u64()))
+        .filter_map(|r| {
+            r.extra
+                .get("gateway_consumers_max")
+                .and_then(|v| v.as_u64())
+        })
         .max()
         .unwrap_or(0);
-    for key in ["gateway_seconds", "baseline_seconds", "baseline_consumers_max"] {
+    for key in [
+        "gateway_seconds",
+        "baseline_seconds",
+        "baseline_consumers_max",
+    ] {
         if let Some(v) = res.median_extra(key) {
             res.extra.insert(key.into(), v.into());
         }
     }
-    res.extra.insert("gateway_consumers_max".into(), consumers.into());
+    res.extra
+        .insert("gateway_consumers_max".into(), consumers.into());
     if unserved || consumers > 0 {
         res.pass = false;
         res.within_quick_bound = false;

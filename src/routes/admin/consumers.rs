@@ -12,7 +12,7 @@ use super::BODY_LIMIT;
 use super::streams::parse_name;
 use crate::app::AppState;
 use crate::config::ConsumerSpec;
-use crate::error::{ApiError, Problem};
+use crate::error::ApiError;
 use crate::routes::extract::ValidPath;
 use crate::routes::extract::read_json;
 use crate::streams::convert::{consumer_config, consumer_spec, rfc3339};
@@ -47,9 +47,11 @@ pub struct ConsumerState {
 }
 
 fn view(state: &AppState, info: &async_nats::jetstream::consumer::Info) -> ConsumerView {
-    let reports = state.reconciler.load().consumer_reports();
+    // The declaration in force (a reload replaces it), not the startup config.
+    let declared = state.reconciler.load();
+    let reports = declared.consumer_reports();
     ConsumerView {
-        declared: state.config.consumers.contains_key(&info.name),
+        declared: declared.is_consumer_declared(&info.name),
         reconcile: reports.get(&info.name).cloned(),
         config: consumer_spec(&info.stream_name, &info.config),
         state: ConsumerState {
@@ -78,10 +80,9 @@ fn parse_consumer(name: &str) -> Result<ConsumerName, ApiError> {
     params(super::params::StreamPath),
     responses(
         (status = 200, description = "The consumers", body = Vec<ConsumerView>),
-        (status = 400, description = "`invalid_name`", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`admin_forbidden`", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`stream_not_found`", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "`nats_unavailable` or `jetstream_unavailable`", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_name`"),
+        (status = 404, description = "`stream_not_found`"),
+        (status = 503, description = "`nats_unavailable` or `jetstream_unavailable`"),
     ))]
 pub async fn list_consumers(
     State(state): State<AppState>,
@@ -111,12 +112,11 @@ pub async fn list_consumers(
     request_body(content = ConsumerSpec, description = "Consumer definition; `durable_name` is required"),
     responses(
         (status = 201, description = "Created", body = ConsumerView),
-        (status = 400, description = "`invalid_consumer_config` (names the field), `invalid_name` or `jetstream_rejected`", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`admin_forbidden`", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`stream_not_found`", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`consumer_exists`", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "`unsupported_media_type`", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "`nats_unavailable` or `jetstream_unavailable`", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_consumer_config` (names the field), `invalid_name` or `jetstream_rejected`"),
+        (status = 404, description = "`stream_not_found`"),
+        (status = 409, description = "`consumer_exists`"),
+        (status = 415, description = "`unsupported_media_type`"),
+        (status = 503, description = "`nats_unavailable` or `jetstream_unavailable`"),
     ))]
 pub async fn create_consumer(
     State(state): State<AppState>,
@@ -170,10 +170,9 @@ pub async fn create_consumer(
     params(super::params::StreamPath, super::params::ConsumerPath),
     responses(
         (status = 200, description = "The consumer", body = ConsumerView),
-        (status = 400, description = "`invalid_name`", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`admin_forbidden`", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`stream_not_found` or `consumer_not_found`", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "`nats_unavailable` or `jetstream_unavailable`", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_name`"),
+        (status = 404, description = "`stream_not_found` or `consumer_not_found`"),
+        (status = 503, description = "`nats_unavailable` or `jetstream_unavailable`"),
     ))]
 pub async fn get_consumer(
     State(state): State<AppState>,
@@ -195,10 +194,9 @@ pub async fn get_consumer(
     params(super::params::StreamPath, super::params::ConsumerPath),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 400, description = "`invalid_name`", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`admin_forbidden`", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`stream_not_found` or `consumer_not_found`", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "`nats_unavailable` or `jetstream_unavailable`", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_name`"),
+        (status = 404, description = "`stream_not_found` or `consumer_not_found`"),
+        (status = 503, description = "`nats_unavailable` or `jetstream_unavailable`"),
     ))]
 pub async fn delete_consumer(
     State(state): State<AppState>,

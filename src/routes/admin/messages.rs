@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 
 use super::streams::parse_name;
 use crate::app::AppState;
-use crate::error::{ApiError, Problem};
+use crate::error::ApiError;
 use crate::frame::payload_value;
 use crate::routes::extract::ValidPath;
 use crate::streams::About;
@@ -63,10 +63,9 @@ fn stored(stream: &str, msg: async_nats::jetstream::message::StreamMessage) -> S
     params(super::params::StreamPath, ("seq" = u64, Path, description = "Stream sequence")),
     responses(
         (status = 200, description = "The message", body = StoredMessage),
-        (status = 400, description = "`invalid_name`", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`admin_forbidden`", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`stream_not_found` or `message_not_found`", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "`nats_unavailable` or `jetstream_unavailable`", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_name`"),
+        (status = 404, description = "`stream_not_found` or `message_not_found`"),
+        (status = 503, description = "`nats_unavailable` or `jetstream_unavailable`"),
     ))]
 pub async fn get_message(
     State(state): State<AppState>,
@@ -85,10 +84,9 @@ pub async fn get_message(
     params(super::params::StreamPath, ("seq" = u64, Path, description = "Stream sequence")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 400, description = "`invalid_name`", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`admin_forbidden`", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`stream_not_found` or `message_not_found`", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "`nats_unavailable` or `jetstream_unavailable`", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_name`"),
+        (status = 404, description = "`stream_not_found` or `message_not_found`"),
+        (status = 503, description = "`nats_unavailable` or `jetstream_unavailable`"),
     ))]
 pub async fn delete_message(
     State(state): State<AppState>,
@@ -107,10 +105,9 @@ pub async fn delete_message(
     params(super::params::StreamPath, ("subject" = String, Path, description = "Literal subject")),
     responses(
         (status = 200, description = "The message", body = StoredMessage),
-        (status = 400, description = "`invalid_name` or `invalid_subject`", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`admin_forbidden`", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`stream_not_found` or `message_not_found`", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "`nats_unavailable` or `jetstream_unavailable`", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_name` or `invalid_subject`"),
+        (status = 404, description = "`stream_not_found` or `message_not_found`"),
+        (status = 503, description = "`nats_unavailable` or `jetstream_unavailable`"),
     ))]
 pub async fn last_message(
     State(state): State<AppState>,

@@ -63,8 +63,9 @@ async fn only_allowed_networks(
     request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    if state.auth.load().is_open() {
-        if !state.config.admin.allows(peer.ip()) {
+    let auth = state.auth.load();
+    if auth.is_open() {
+        if !auth.admin_allows(peer.ip()) {
             tracing::warn!(%peer, path = %request.uri().path(), "admin request from a disallowed network");
             return Err(ApiError::AdminForbidden);
         }

@@ -12,7 +12,7 @@ use super::BODY_LIMIT;
 use crate::app::AppState;
 use crate::bus::routing::StreamRoute;
 use crate::config::StreamSpec;
-use crate::error::{ApiError, Problem};
+use crate::error::ApiError;
 use crate::routes::extract::ValidPath;
 use crate::routes::extract::read_json;
 use crate::streams::convert::{apply_stream, new_stream_config, rfc3339, stream_spec};
@@ -153,8 +153,7 @@ fn route(state: &AppState, info: &async_nats::jetstream::stream::Info) {
 #[utoipa::path(get, path = "/admin/streams", tag = "admin",
     responses(
         (status = 200, description = "All streams", body = Vec<StreamView>),
-        (status = 403, description = "`admin_forbidden`", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "`nats_unavailable` or `jetstream_unavailable`", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`nats_unavailable` or `jetstream_unavailable`"),
     ))]
 pub async fn list_streams(
     State(state): State<AppState>,
@@ -175,11 +174,10 @@ pub async fn list_streams(
     request_body(content = StreamSpec, description = "Stream definition; `name` and `subjects` are required"),
     responses(
         (status = 201, description = "Created", body = StreamView),
-        (status = 400, description = "`invalid_stream_config` (names the field) or `invalid_name`", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`admin_forbidden`", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`stream_exists` or `subjects_overlap`", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "`unsupported_media_type`", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "`nats_unavailable` or `jetstream_unavailable`", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_stream_config` (names the field) or `invalid_name`"),
+        (status = 409, description = "`stream_exists` or `subjects_overlap`"),
+        (status = 415, description = "`unsupported_media_type`"),
+        (status = 503, description = "`nats_unavailable` or `jetstream_unavailable`"),
     ))]
 pub async fn create_stream(
     State(state): State<AppState>,
@@ -221,10 +219,9 @@ pub async fn create_stream(
     params(super::params::StreamPath),
     responses(
         (status = 200, description = "The stream", body = StreamView),
-        (status = 400, description = "`invalid_name`", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`admin_forbidden`", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`stream_not_found`", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "`nats_unavailable` or `jetstream_unavailable`", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_name`"),
+        (status = 404, description = "`stream_not_found`"),
+        (status = 503, description = "`nats_unavailable` or `jetstream_unavailable`"),
     ))]
 pub async fn get_stream(
     State(state): State<AppState>,
@@ -251,12 +248,11 @@ pub async fn get_stream(
     request_body(content = StreamSpec, description = "Keys to change; `subjects` is required"),
     responses(
         (status = 200, description = "Updated", body = StreamView),
-        (status = 400, description = "`invalid_stream_config`, `invalid_name` or `jetstream_rejected`", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`admin_forbidden`", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`stream_not_found`", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`subjects_overlap`", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "`unsupported_media_type`", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "`nats_unavailable` or `jetstream_unavailable`", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_stream_config`, `invalid_name` or `jetstream_rejected`"),
+        (status = 404, description = "`stream_not_found`"),
+        (status = 409, description = "`subjects_overlap`"),
+        (status = 415, description = "`unsupported_media_type`"),
+        (status = 503, description = "`nats_unavailable` or `jetstream_unavailable`"),
     ))]
 pub async fn update_stream(
     State(state): State<AppState>,
@@ -284,10 +280,9 @@ pub async fn update_stream(
     params(super::params::StreamPath),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 400, description = "`invalid_name`", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`admin_forbidden`", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`stream_not_found`", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "`nats_unavailable` or `jetstream_unavailable`", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_name`"),
+        (status = 404, description = "`stream_not_found`"),
+        (status = 503, description = "`nats_unavailable` or `jetstream_unavailable`"),
     ))]
 pub async fn delete_stream(
     State(state): State<AppState>,
@@ -313,10 +308,9 @@ pub async fn delete_stream(
     request_body(content = Option<PurgeRequest>, description = "What to purge"),
     responses(
         (status = 200, description = "Purged", body = PurgeResult),
-        (status = 400, description = "`invalid_body`, `invalid_subject` or `invalid_name`", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`admin_forbidden`", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`stream_not_found`", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "`nats_unavailable` or `jetstream_unavailable`", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_body`, `invalid_subject` or `invalid_name`"),
+        (status = 404, description = "`stream_not_found`"),
+        (status = 503, description = "`nats_unavailable` or `jetstream_unavailable`"),
     ))]
 pub async fn purge_stream(
     State(state): State<AppState>,
@@ -368,8 +362,7 @@ pub async fn purge_stream(
 #[utoipa::path(get, path = "/admin/jetstream", tag = "admin",
     responses(
         (status = 200, description = "Usage and limits", body = AccountView),
-        (status = 403, description = "`admin_forbidden`", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "`nats_unavailable` or `jetstream_unavailable`", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`nats_unavailable` or `jetstream_unavailable`"),
     ))]
 pub async fn account(State(state): State<AppState>) -> Result<Json<AccountView>, ApiError> {
     let account = state
