@@ -65,10 +65,13 @@ pub struct Bus {
     /// Stream positions and subject lists shared by replays that start
     /// together (see [`fresh`]); `None` is a failed read.
     pub(crate) positions: fresh::Fresh<Arc<str>, Option<crate::replay::history::Position>>,
-    pub(crate) subject_lists: fresh::Fresh<(Arc<str>, String), Option<Arc<Vec<String>>>>,
+    pub(crate) subject_lists: fresh::Fresh<StreamPatterns, Option<Arc<Vec<String>>>>,
     pub(crate) snapshots:
-        fresh::Fresh<(Arc<str>, String), Option<Arc<crate::replay::history::Snapshot>>>,
+        fresh::Fresh<StreamPatterns, Option<Arc<crate::replay::history::Snapshot>>>,
 }
+
+/// A stream and subject patterns (space-separated): what a shared read is of.
+pub(crate) type StreamPatterns = (Arc<str>, String);
 
 impl Bus {
     pub fn client(&self) -> &async_nats::Client {
