@@ -24,7 +24,7 @@ use crate::subject::SubjectPattern;
 
 /// Messages asked for per request: what one reader holds at most (twice,
 /// while the next batch arrives).
-pub const BATCH: u64 = 512;
+pub const BATCH: u64 = 1024;
 /// Bytes asked for per request.
 const BATCH_BYTES: u64 = 1024 * 1024;
 /// The most subjects nats-server answers one `multi_last` request for.
@@ -221,8 +221,16 @@ impl History {
                     Start::Seq(seq) => (seq, None),
                     Start::Time(time) => (0, Some(time)),
                 };
-                filters()
-                    .map(|filter| {
+                let whole = whole_stream(&bus, &stream);
+                patterns
+                    .iter()
+                    .map(|p| {
+                        // `>` reads every message without matching each
+                        // one, and counts what is pending without a scan.
+                        let covers = whole
+                            .as_ref()
+                            .is_some_and(|subjects| subjects.iter().all(|s| s.is_subset_of(p)));
+                        let filter = if covers { ">" } else { p.as_str() }.to_owned();
                         Cursor::new(Read::Range { filter, start_time }, next_seq, per_cursor)
                     })
                     .collect()
@@ -486,6 +494,16 @@ async fn shared_subjects(
         Some(subjects) => Ok(subjects),
         None => list_subjects(bus, stream, patterns).await.map(Arc::new),
     }
+}
+
+/// The subjects `stream` captures, as the routing index knows them.
+fn whole_stream(bus: &Bus, stream: &str) -> Option<Vec<SubjectPattern>> {
+    bus.routing()
+        .current()
+        .iter()
+        .find(|r| &*r.stream == stream)
+        .map(|r| r.subjects.clone())
+        .filter(|subjects| !subjects.is_empty())
 }
 
 /// Every subject of `stream` matching one of `patterns`, sorted.
