@@ -134,6 +134,8 @@ impl Subscriptions {
         for pattern in &req.patterns {
             self.caller.check_subscribe(pattern)?;
         }
+        let bus = &self.state.bus;
+        bus.routing().wait_loaded(bus.settings().api_timeout).await;
         self.forget_finished();
         let global = self
             .state

@@ -17,6 +17,8 @@ use tokio::time::Instant;
 
 /// Keys kept at most; finished reads beyond it are forgotten.
 const MAX_KEYS: usize = 1_024;
+/// How long a finished read is kept (from when it started).
+const KEEP: std::time::Duration = std::time::Duration::from_secs(5);
 
 struct Read<V: Clone> {
     started: Instant,
@@ -47,6 +49,10 @@ impl<K: Eq + Hash + Clone, V: Clone + Send + Sync + 'static> Fresh<K, V> {
         loop {
             let (value, fits) = {
                 let mut reads = self.reads.lock().unwrap_or_else(|e| e.into_inner());
+                // A finished read only serves callers who asked before it
+                // started, and they have it already: keep none for long
+                // (a shared snapshot can be large).
+                reads.retain(|_, r| r.value.peek().is_none() || r.started.elapsed() < KEEP);
                 match reads.get(key) {
                     Some(r) if r.started >= not_before => (r.value.clone(), true),
                     Some(r) if r.value.peek().is_none() => (r.value.clone(), false),

@@ -12,6 +12,9 @@ use crate::subject::SubjectPattern;
 #[derive(Default)]
 pub struct RoutingIndex {
     routes: RwLock<Arc<Vec<StreamRoute>>>,
+    /// The server's stream list has been read at least once.
+    loaded: std::sync::atomic::AtomicBool,
+    on_load: tokio::sync::Notify,
 }
 
 /// One stream and the subjects it captures.
@@ -94,12 +97,35 @@ impl RoutingIndex {
     /// Replaces the whole index; returns whether anything changed.
     pub fn replace(&self, mut routes: Vec<StreamRoute>) -> bool {
         routes.sort_by(|a, b| a.stream.cmp(&b.stream));
-        let mut guard = self.routes.write().unwrap_or_else(|e| e.into_inner());
-        if **guard == routes {
-            return false;
+        let changed = {
+            let mut guard = self.routes.write().unwrap_or_else(|e| e.into_inner());
+            let changed = **guard != routes;
+            if changed {
+                *guard = Arc::new(routes);
+            }
+            changed
+        };
+        if !self.loaded.swap(true, std::sync::atomic::Ordering::AcqRel) {
+            self.on_load.notify_waiters();
         }
-        *guard = Arc::new(routes);
-        true
+        changed
+    }
+
+    /// Waits (at most `within`) until the server's stream list has been
+    /// read once. A subscription right after a (re)start would otherwise
+    /// take a stored subject for an unstored one: a replay refused as
+    /// `not_replayable` (which ends an `EventSource` for good), live
+    /// frames without `seq`.
+    pub async fn wait_loaded(&self, within: std::time::Duration) {
+        let loaded = || self.loaded.load(std::sync::atomic::Ordering::Acquire);
+        if loaded() {
+            return;
+        }
+        let notified = self.on_load.notified();
+        if loaded() {
+            return;
+        }
+        let _ = tokio::time::timeout(within, notified).await;
     }
 
     /// Adds or replaces one stream's route.
@@ -127,6 +153,7 @@ impl RoutingIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn route(stream: &str, subjects: &[&str]) -> StreamRoute {
         let subjects: Vec<String> = subjects.iter().map(|s| s.to_string()).collect();
@@ -157,6 +184,27 @@ mod tests {
         for (subject, stream) in cases {
             assert_eq!(index.lookup(subject).as_deref(), stream, "{subject}");
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn waiting_for_the_first_load_ends_when_it_comes_or_after_the_bound() {
+        let index = std::sync::Arc::new(RoutingIndex::default());
+        let started = tokio::time::Instant::now();
+        index.wait_loaded(Duration::from_secs(2)).await;
+        assert_eq!(started.elapsed(), Duration::from_secs(2), "bounded");
+        let waiter = tokio::spawn({
+            let index = index.clone();
+            async move { index.wait_loaded(Duration::from_secs(60)).await }
+        });
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        index.replace(vec![route("A", &["a.>"])]);
+        tokio::time::timeout(Duration::from_secs(1), waiter)
+            .await
+            .expect("woken by the load")
+            .unwrap();
+        let again = tokio::time::Instant::now();
+        index.wait_loaded(Duration::from_secs(60)).await;
+        assert_eq!(again.elapsed(), Duration::ZERO, "loaded once: no wait");
     }
 
     #[test]

@@ -104,7 +104,9 @@ pub async fn subscribe(
             caller.check_subscribe(pattern)?;
         }
         if !req.deliver.is_live() {
-            crate::replay::check(&state.bus, &req)?;
+            let bus = &state.bus;
+            bus.routing().wait_loaded(bus.settings().api_timeout).await;
+            crate::replay::check(bus, &req)?;
         }
     }
     let upgrade = upgrade.map_err(|_| ApiError::UpgradeRequired)?;
