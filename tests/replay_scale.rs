@@ -462,3 +462,30 @@ async fn a_live_socket_gets_what_was_stored_while_the_gateway_reconnected() {
         "read back from the stream: {metrics}"
     );
 }
+
+#[tokio::test]
+async fn a_stream_with_direct_get_but_without_the_gateways_republish_is_replayed_with_a_consumer() {
+    let nats = NatsServer::start().await;
+    let js = nats.jetstream().await;
+    js.create_stream(async_nats::jetstream::stream::Config {
+        name: "OTHER".into(),
+        subjects: vec!["other.>".into()],
+        allow_direct: true,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    store(&js, "other.a", "1".into()).await;
+    let app = spawn_app(&nats.url()).await.ready().await;
+    app.refresh_routes().await;
+    let mut ws = app.ws("subject=other.%3E&deliver=all").await;
+    let (history, caught_up) = until_caught_up(&mut ws).await;
+    assert_eq!((history.len(), caught_up["seq"].as_u64()), (1, Some(1)));
+    store(&js, "other.a", "2".into()).await;
+    assert_eq!(ws.next_of_type("message").await["seq"], 2);
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains(r#"marketprism_broker_replays_total{path="consumer"} 1"#),
+        "live messages without their sequence: the seam needs a consumer ({metrics})"
+    );
+}

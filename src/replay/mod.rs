@@ -213,12 +213,15 @@ pub async fn start(
     let stop = CancellationToken::new();
     let finished = CancellationToken::new();
     let subject = patterns[0].as_str().to_owned();
+    // Direct Get for history, and live messages with their sequence (the
+    // gateway's RePublish): without the sequence the seam could not tell
+    // live messages from history.
     let direct = ctx
         .bus
         .routing()
         .current()
         .iter()
-        .any(|r| r.stream == stream && r.direct);
+        .any(|r| r.stream == stream && r.direct && r.live.is_some());
     let metrics = ctx.bus.metrics().clone();
     if direct {
         match direct::prepare(ctx, &stream, &patterns, &deliver, outbox.limits()).await {
