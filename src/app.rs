@@ -31,7 +31,7 @@ pub struct Inner {
     /// Tracks long-lived tasks so shutdown can wait for them.
     pub tasks: TaskTracker,
     /// Fan-out of NATS subscriptions to sockets.
-    pub hub: Hub,
+    pub hub: Arc<Hub>,
     /// One permit per WebSocket connection (`gateway.websocket.max_connections`).
     pub ws_slots: Arc<Semaphore>,
     /// Keeps the declared streams and consumers in shape (replaced on reload).
@@ -91,11 +91,11 @@ impl AppState {
 
     pub fn new(config: Arc<Config>, bus: Arc<Bus>, shutdown: CancellationToken) -> Self {
         let metrics = bus.metrics().clone();
-        let hub = Hub::new(
-            bus.client().clone(),
+        let hub = Arc::new(Hub::new(
+            bus.clone(),
             bus.settings().send_timeout,
             metrics.clone(),
-        );
+        ));
         let ws_slots = Arc::new(Semaphore::new(config.gateway.websocket.max_connections));
         let reconciler = Arc::new(Swap::new(Reconciler::new(&config)));
         let auth = Swap::new(Auth::from_config(&config));
@@ -161,7 +161,7 @@ impl Gateway {
         if state.auth.load().is_open() {
             tracing::warn!(
                 "OPEN MODE: no `auth` section, so anyone who can reach this port may publish and \
-                 subscribe (reserved $JS/$KV/$O/$SYS/_INBOX subjects excepted); admin routes answer \
+                 subscribe (reserved $JS/$KV/$O/$SYS/_INBOX/$MP subjects excepted); admin routes answer \
                  admin.allowed_networks only. Configure auth.tokens before exposing the gateway."
             );
         }

@@ -12,12 +12,15 @@ use crate::streams::convert::push_rfc3339;
 
 /// Where a stored message sits in its stream (JetStream deliveries only).
 /// Borrowed and unformatted: it only lives while its frame is encoded.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct StoredAt<'a> {
     pub stream: &'a str,
     pub seq: u64,
     /// When the stream stored it.
     pub time: Option<time::OffsetDateTime>,
+    /// The same, already RFC 3339 text (as Direct Get and RePublish send
+    /// it): copied as is, which saves parsing and formatting per message.
+    pub time_text: Option<&'a str>,
 }
 
 const MESSAGE_PREFIX: &str = r#"{"type":"message","subject":"#;
@@ -62,9 +65,37 @@ impl Frame {
         headers: Option<&async_nats::HeaderMap>,
         stored: Option<&StoredAt<'_>>,
     ) -> Frame {
+        Self::encode(subject.as_str(), payload, headers, stored, &[])
+    }
+
+    /// Encodes a message read from a stream by Direct Get or re-published
+    /// by it: the server's bookkeeping headers (`Nats-Sequence`, ...) are
+    /// in `at`, so they are left out of `headers`.
+    pub fn stored(
+        subject: &str,
+        payload: &[u8],
+        headers: Option<&async_nats::HeaderMap>,
+        at: &StoredAt<'_>,
+    ) -> Frame {
+        Self::encode(
+            subject,
+            payload,
+            headers,
+            Some(at),
+            &crate::bus::direct::BOOKKEEPING,
+        )
+    }
+
+    fn encode(
+        subject: &str,
+        payload: &[u8],
+        headers: Option<&async_nats::HeaderMap>,
+        stored: Option<&StoredAt<'_>>,
+        skip_headers: &[&str],
+    ) -> Frame {
         let mut out = String::with_capacity(payload.len() + subject.len() + 96);
         out.push_str(MESSAGE_PREFIX);
-        push_json_string(&mut out, subject.as_str());
+        push_json_string(&mut out, subject);
         // Subjects are bounded far below 4 GiB by the NATS payload limit.
         let subject_end = u32::try_from(out.len()).expect("subject fits in u32");
         if let Some(at) = stored {
@@ -72,7 +103,11 @@ impl Frame {
             push_json_string(&mut out, at.stream);
             out.push_str(r#","seq":"#);
             out.push_str(itoa::Buffer::new().format(at.seq));
-            if let Some(time) = &at.time {
+            if let Some(text) = at.time_text {
+                out.push_str(r#","time":""#);
+                out.push_str(text);
+                out.push('"');
+            } else if let Some(time) = &at.time {
                 out.push_str(r#","time":""#);
                 push_rfc3339(&mut out, time);
                 out.push('"');
@@ -91,9 +126,8 @@ impl Frame {
                 out.push_str(r#"","encoding":"base64""#);
             }
         }
-        if let Some(headers) = headers.filter(|h| !h.is_empty()) {
-            out.push_str(r#","headers":"#);
-            push_headers(&mut out, headers);
+        if let Some(headers) = headers {
+            push_headers(&mut out, headers, skip_headers);
         }
         out.push('}');
         Frame {
@@ -160,12 +194,15 @@ fn push_json_string(out: &mut String, s: &str) {
     *out = String::from_utf8(buf).expect("JSON is UTF-8");
 }
 
-fn push_headers(out: &mut String, headers: &async_nats::HeaderMap) {
-    out.push('{');
-    for (i, (name, values)) in headers.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
+/// Appends `,"headers":{...}` unless every header is in `skip`.
+fn push_headers(out: &mut String, headers: &async_nats::HeaderMap, skip: &[&str]) {
+    let mut first = true;
+    for (name, values) in headers.iter() {
+        if skip.contains(&name.as_ref()) {
+            continue;
         }
+        out.push_str(if first { r#","headers":{"# } else { "," });
+        first = false;
         push_json_string(out, name.as_ref());
         out.push(':');
         match values.as_slice() {
@@ -182,7 +219,9 @@ fn push_headers(out: &mut String, headers: &async_nats::HeaderMap) {
             }
         }
     }
-    out.push('}');
+    if !first {
+        out.push('}');
+    }
 }
 
 /// Frames the server sends besides messages. The AsyncAPI document's frame
@@ -380,6 +419,7 @@ mod tests {
             time: Some(
                 time::OffsetDateTime::from_unix_timestamp_nanos(1_795_687_200_250_000_000).unwrap(),
             ),
+            time_text: None,
         };
         let frame = Frame::message(&subject, b"{}", None, Some(&at));
         let v: Value = serde_json::from_str(frame.text.as_str()).unwrap();
@@ -392,6 +432,33 @@ mod tests {
             )
         );
         assert_eq!(frame.seq, Some(7));
+    }
+
+    #[test]
+    fn stored_frames_leave_the_servers_bookkeeping_headers_out() {
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert("Nats-Msg-Id", "m1");
+        for name in crate::bus::direct::BOOKKEEPING {
+            headers.insert(name, "1");
+        }
+        let at = StoredAt {
+            stream: "MD",
+            seq: 9,
+            time_text: Some("2026-11-30T15:24:18.076809334Z"),
+            ..Default::default()
+        };
+        let frame = Frame::stored("a.b", b"{}", Some(&headers), &at);
+        let v: Value = serde_json::from_str(frame.text.as_str()).unwrap();
+        assert_eq!(
+            v,
+            json!({"type":"message","subject":"a.b","stream":"MD","seq":9,
+                   "time":"2026-11-30T15:24:18.076809334Z","data":{},"headers":{"Nats-Msg-Id":"m1"}})
+        );
+        let mut only_bookkeeping = async_nats::HeaderMap::new();
+        only_bookkeeping.insert("Nats-Sequence", "9");
+        let frame = Frame::stored("a.b", b"1", Some(&only_bookkeeping), &at);
+        assert!(!frame.text.contains("headers"), "{}", frame.text.as_str());
+        assert_eq!((frame.seq, frame.subject_key()), (Some(9), Some("a.b")));
     }
 
     #[test]

@@ -48,6 +48,13 @@ pub struct Metrics {
     pub slow_consumer_closes: IntCounter,
     pub socket_closes: IntCounterVec,
     pub nats_reconnects: IntCounter,
+    /// Replay subscriptions started, by how history is read.
+    pub replays: IntCounterVec,
+    /// Replays whose live buffer filled before history was read (history
+    /// then went on from where it was).
+    pub replay_buffer_overflows: IntCounter,
+    /// Stored messages read back that a topic missed while reconnecting.
+    pub live_repaired: IntCounter,
     /// Open connections a reload closed (token removed or rotated, origin
     /// no longer allowed, tokens now required).
     pub revoked_connection: IntCounter,
@@ -158,6 +165,24 @@ impl Metrics {
                 "nats_reconnects_total",
                 "Reconnects to NATS after the first connect"
             ))),
+            replays: reg!(IntCounterVec::new(
+                opts(
+                    "replays_total",
+                    "Replay subscriptions started, by how history is read: direct_get (no \
+                     consumer) or consumer (a stream without allow_direct)"
+                ),
+                &["path"]
+            )),
+            replay_buffer_overflows: reg!(IntCounter::with_opts(opts(
+                "replay_live_buffer_overflows_total",
+                "Replays whose buffered live messages overflowed while history was read \
+                 (history then continued from where it was)"
+            ))),
+            live_repaired: reg!(IntCounter::with_opts(opts(
+                "live_repaired_messages_total",
+                "Stored messages a live topic missed while reconnecting to NATS, read back \
+                 from the stream and delivered in order"
+            ))),
             connected: reg!(IntGauge::with_opts(opts(
                 "connected",
                 "1 when connected to NATS (the seed's BrokerDown alert watches this)"
@@ -216,7 +241,7 @@ impl Metrics {
     pub fn pushed(&self, pushed: crate::fanout::Pushed) {
         use crate::fanout::Pushed;
         match pushed {
-            Pushed::Queued => {}
+            Pushed::Queued | Pushed::Deferred => {}
             Pushed::Conflated => self.conflated.inc(),
             Pushed::Dropped => self.dropped.inc(),
             Pushed::Overflow => self.slow_consumer_closes.inc(),

@@ -28,9 +28,9 @@ use crate::ws::SubscribeQuery;
 /// Same query as `GET /subscribe` (`subject` repeatable, `queue`, `policy`,
 /// `deliver`, `start_seq`, `start_time`). Each frame is one event whose
 /// `event:` is the frame's `type` and whose `data:` is the same JSON as the
-/// WebSocket frame; stored messages carry `id: <stream sequence>`, so a
-/// reconnecting `EventSource` resumes after it via `Last-Event-ID`. A
-/// comment heartbeat is sent every 15 s.
+/// WebSocket frame; messages of stored subjects carry `id: <stream
+/// sequence>` (live ones included), so a reconnecting `EventSource` resumes
+/// after it via `Last-Event-ID`. A comment heartbeat is sent every 15 s.
 ///
 /// When the server ends the stream, its last event is `closed` with the
 /// WebSocket close code and reason: `1001` shutting down, `1008` slow
@@ -38,6 +38,10 @@ use crate::ws::SubscribeQuery;
 /// allowed / authentication required / subscriptions revoked (each
 /// subscription the narrowed grant no longer covers first gets an
 /// `unsubscribed` event with `reason`; the stream ends when none is left).
+/// A replay that fails after it started sends `error`, then `unsubscribed`
+/// with the error as `reason`; with nothing left the stream ends with
+/// `closed` `1011` "subscriptions ended" (an `EventSource` then reconnects
+/// and is answered with a problem document if the cause persists).
 #[utoipa::path(
     get,
     path = "/events",
@@ -54,7 +58,8 @@ use crate::ws::SubscribeQuery;
     responses(
         (status = 200, description = "An event stream (`text/event-stream`)", content_type = "text/event-stream", body = String),
         (status = 400, description = "`invalid_subject`, `invalid_query`, `invalid_header` or `not_replayable`"),
-        (status = 503, description = "`too_many_connections`, `nats_unavailable` or `jetstream_unavailable`"),
+        (status = 403, description = "`forbidden`: the token may not subscribe to a subject"),
+        (status = 503, description = "`too_many_connections`, `nats_unavailable`, `jetstream_unavailable` or `jetstream_rejected`"),
     )
 )]
 pub async fn events(
@@ -125,6 +130,12 @@ struct Feed {
     frames_sent: prometheus::IntCounter,
 }
 
+/// Why a stream whose last subscription failed is closed.
+const ALL_ENDED: CloseReason = CloseReason {
+    code: 1011,
+    reason: "subscriptions ended",
+};
+
 /// Why a stream whose subscriptions a reload all ended is closed.
 const ALL_REVOKED: CloseReason = CloseReason {
     code: 1008,
@@ -158,7 +169,13 @@ impl Feed {
                 Batch::Close(reason) => self.end(&reason),
                 Batch::Frames => {
                     self.frames_sent.inc_by(self.batch.len() as u64);
+                    let ended = self.batch.iter().any(|f| f.kind == "unsubscribed");
                     self.ready.extend(self.batch.drain(..).map(to_event));
+                    if ended && self.subs.as_ref().is_none_or(Subscriptions::is_empty) {
+                        // The server ended the last subscription (a failed
+                        // replay): the stream ends once that is sent.
+                        self.finishing.get_or_insert(ALL_ENDED);
+                    }
                 }
             }
         }

@@ -1,6 +1,7 @@
 //! One subscriber's subscriptions (a WebSocket or an SSE stream): live ones
-//! share the hub's NATS subscriptions, replay ones run their own ordered
-//! consumer. Both feed the subscriber's one outbox.
+//! share the hub's NATS subscriptions; replay ones read history themselves
+//! and then share the hub's too (see [`crate::replay`]). All feed the
+//! subscriber's one outbox.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -133,6 +134,9 @@ impl Subscriptions {
         for pattern in &req.patterns {
             self.caller.check_subscribe(pattern)?;
         }
+        let bus = &self.state.bus;
+        bus.routing().wait_loaded(bus.settings().api_timeout).await;
+        self.forget_finished();
         let global = self
             .state
             .config
@@ -160,11 +164,7 @@ impl Subscriptions {
             }
             return Ok(());
         }
-        if req.queue.is_some() {
-            return Err(ApiError::InvalidQuery(
-                "queue groups are for live delivery (deliver=new) only".into(),
-            ));
-        }
+        replay::check(&self.state.bus, req)?;
         let first = req
             .patterns
             .first()
@@ -181,9 +181,13 @@ impl Subscriptions {
             deliver: Some(req.deliver.name()),
             id,
         });
+        let replays = replay::Replays {
+            bus: self.state.bus.clone(),
+            hub: self.state.hub.clone(),
+            tasks: self.state.tasks.clone(),
+        };
         let handle = replay::start(
-            self.state.bus.clone(),
-            &self.state.tasks,
+            &replays,
             self.outbox.clone(),
             req.patterns.clone(),
             req.deliver.clone(),
@@ -234,10 +238,10 @@ impl Subscriptions {
         subject: &str,
         queue: Option<&str>,
     ) -> Result<(), ApiError> {
+        self.forget_finished();
         let key = (subject.to_owned(), queue.map(str::to_owned));
         match self.active.remove(&key) {
-            Some(Active::Live(topic, _)) => self.state.hub.leave(&topic, self.member).await,
-            Some(Active::Replay(handle, ..)) => drop(handle),
+            Some(active) => self.stop(active).await,
             None => return Err(ApiError::NotSubscribed(subject.to_owned())),
         }
         Ok(())
@@ -324,16 +328,52 @@ impl Subscriptions {
         Ok(())
     }
 
-    /// No subscription is active.
+    /// No subscription is active (the ones the server ended, after saying
+    /// so, do not count).
     pub fn is_empty(&self) -> bool {
-        self.active.is_empty()
+        self.active
+            .values()
+            .all(|a| matches!(a, Active::Replay(handle, ..) if handle.is_finished()))
     }
 
     pub async fn leave_all(&mut self) {
-        for (_, active) in self.active.drain() {
-            if let Active::Live(topic, _) = active {
-                self.state.hub.leave(&topic, self.member).await;
-            }
+        let all: Vec<Active> = self.active.drain().map(|(_, a)| a).collect();
+        for active in all {
+            self.stop(active).await;
+        }
+    }
+
+    /// Drops replays that ended by themselves; their `error` and
+    /// `unsubscribed` frames are already queued.
+    fn forget_finished(&mut self) {
+        self.active
+            .retain(|_, a| !matches!(a, Active::Replay(handle, ..) if handle.is_finished()));
+    }
+}
+
+impl Drop for Subscriptions {
+    /// A subscriber dropped without `leave_all` (a socket whose upgrade
+    /// never completed) still leaves its topics. Replays stop when their
+    /// handles drop.
+    fn drop(&mut self) {
+        let topics: Vec<TopicKey> = self
+            .active
+            .drain()
+            .filter_map(|(_, a)| match a {
+                Active::Live(topic, _) => Some(topic),
+                Active::Replay(..) => None,
+            })
+            .collect();
+        if topics.is_empty() {
+            return;
+        }
+        let (hub, member) = (self.state.hub.clone(), self.member);
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                for topic in &topics {
+                    hub.leave(topic, member).await;
+                }
+            });
         }
     }
 }

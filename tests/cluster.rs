@@ -215,3 +215,66 @@ async fn two_gateways_share_a_cluster_and_resume_each_others_clients() {
         "B continues exactly where A stopped"
     );
 }
+
+/// Messages of `ws` up to the one with sequence `last`: their sequences.
+async fn seqs_until(ws: &mut WsClient, last: u64) -> (Vec<u64>, Option<u64>) {
+    let (mut seqs, mut caught_up) = (Vec::new(), None);
+    while seqs.last().copied() != Some(last) {
+        let f = ws.next_json().await;
+        match f["type"].as_str() {
+            Some("message") => seqs.push(f["seq"].as_u64().expect("stored: seq")),
+            Some("caught_up") => caught_up = f["seq"].as_u64(),
+            Some("subscribed") => {}
+            other => panic!("unexpected {other:?}: {f}"),
+        }
+    }
+    (seqs, caught_up)
+}
+
+#[tokio::test]
+async fn live_and_snapshot_sockets_see_every_stored_message_once_across_a_failover() {
+    let mut cluster = start_cluster(3).await;
+    let app = gateway_for(&cluster).await;
+    for i in 1..=50 {
+        publish_until_acked(&app, i).await;
+    }
+    // The default, live only: stored subjects arrive with their sequence.
+    let mut live = app.ws("subject=funding_rate.%3E").await;
+    assert_eq!(live.next_json().await["type"], "subscribed");
+    let mut snapshot = app
+        .ws("subject=funding_rate.%3E&deliver=last_per_subject")
+        .await;
+    let total = 300u64;
+    let mut victim = None;
+    for i in 51..=total {
+        if i == 150 {
+            let server = app.healthz().await.1["nats"]["server"]["name"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            let n = server.trim_start_matches('n').parse::<usize>().unwrap() - 1;
+            cluster[n].kill();
+            victim = Some(n);
+        }
+        publish_until_acked(&app, i).await;
+    }
+    // Every message was stored once: sequence i is message i.
+    let (seqs, _) = seqs_until(&mut live, total).await;
+    assert_eq!(
+        seqs,
+        (51..=total).collect::<Vec<_>>(),
+        "the live socket lost nothing across the failover and got nothing twice"
+    );
+    let (seqs, caught_up) = seqs_until(&mut snapshot, total).await;
+    let through = caught_up.expect("caught_up before the last message");
+    assert_eq!(
+        seqs[0], through,
+        "the snapshot: the one subject's newest message"
+    );
+    assert_eq!(
+        seqs[1..],
+        (through + 1..=total).collect::<Vec<_>>(),
+        "then every message after the snapshot, once"
+    );
+    cluster[victim.unwrap()].restart().await;
+}

@@ -8,14 +8,34 @@ use common::*;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-/// A gateway with MARKET_DATA (funding_rate.>) and some stored messages.
-async fn setup(max_msgs: Option<i64>) -> (NatsServer, TestApp, async_nats::jetstream::Context) {
+/// How the gateway reads a stream's history.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Path {
+    /// Direct Get, live from the stream's RePublish: what declared
+    /// streams get.
+    Direct,
+    /// An ordered consumer per subscriber: a stream the gateway does not
+    /// own and that lacks `allow_direct`.
+    Consumer,
+}
+
+const PATHS: [Path; 2] = [Path::Direct, Path::Consumer];
+
+/// A gateway with MARKET_DATA (funding_rate.>) created outside it, read
+/// the `path` way.
+async fn setup_path(
+    path: Path,
+    max_msgs: Option<i64>,
+) -> (NatsServer, TestApp, async_nats::jetstream::Context) {
     let nats = NatsServer::start().await;
     let js = nats.jetstream().await;
+    let direct = path == Path::Direct;
     js.create_stream(async_nats::jetstream::stream::Config {
         name: "MARKET_DATA".into(),
         subjects: vec!["funding_rate.>".into()],
         max_messages: max_msgs.unwrap_or(-1),
+        allow_direct: direct,
+        republish: direct.then(|| message_broker::bus::republish::wanted("MARKET_DATA")),
         ..Default::default()
     })
     .await
@@ -23,6 +43,10 @@ async fn setup(max_msgs: Option<i64>) -> (NatsServer, TestApp, async_nats::jetst
     let app = spawn_app(&nats.url()).await.ready().await;
     app.refresh_routes().await;
     (nats, app, js)
+}
+
+async fn setup(max_msgs: Option<i64>) -> (NatsServer, TestApp, async_nats::jetstream::Context) {
+    setup_path(Path::Consumer, max_msgs).await
 }
 
 async fn store(js: &async_nats::jetstream::Context, subject: &str, value: i64) {
@@ -53,7 +77,14 @@ fn seqs(frames: &[Value]) -> Vec<u64> {
 
 #[tokio::test]
 async fn deliver_all_replays_history_then_caught_up_then_live() {
-    let (_nats, app, js) = setup(None).await;
+    for path in PATHS {
+        deliver_all_replays_history_then_caught_up_then_live_on(path).await;
+    }
+}
+
+async fn deliver_all_replays_history_then_caught_up_then_live_on(path: Path) {
+    eprintln!("history read by {path:?}");
+    let (_nats, app, js) = setup_path(path, None).await;
     for i in 1..=5 {
         store(
             &js,
@@ -94,7 +125,14 @@ async fn deliver_all_replays_history_then_caught_up_then_live() {
 
 #[tokio::test]
 async fn deliver_last_start_seq_and_start_time_pick_their_starting_point() {
-    let (_nats, app, js) = setup(None).await;
+    for path in PATHS {
+        deliver_last_start_seq_and_start_time_pick_their_starting_point_on(path).await;
+    }
+}
+
+async fn deliver_last_start_seq_and_start_time_pick_their_starting_point_on(path: Path) {
+    eprintln!("history read by {path:?}");
+    let (_nats, app, js) = setup_path(path, None).await;
     for i in 1..=5 {
         store(&js, "funding_rate.binance.perpetual.BTC-USDT", i).await;
     }
@@ -141,7 +179,14 @@ async fn deliver_last_start_seq_and_start_time_pick_their_starting_point() {
 
 #[tokio::test]
 async fn empty_history_is_caught_up_at_once() {
-    let (_nats, app, js) = setup(None).await;
+    for path in PATHS {
+        empty_history_is_caught_up_at_once_on(path).await;
+    }
+}
+
+async fn empty_history_is_caught_up_at_once_on(path: Path) {
+    eprintln!("history read by {path:?}");
+    let (_nats, app, js) = setup_path(path, None).await;
     let mut ws = app.ws("subject=funding_rate.%3E&deliver=all").await;
     let (messages, caught_up) = history(&mut ws).await;
     assert!(messages.is_empty());
@@ -152,7 +197,14 @@ async fn empty_history_is_caught_up_at_once() {
 
 #[tokio::test]
 async fn last_per_subject_sends_a_snapshot_then_live_updates() {
-    let (_nats, app, js) = setup(None).await;
+    for path in PATHS {
+        last_per_subject_sends_a_snapshot_then_live_updates_on(path).await;
+    }
+}
+
+async fn last_per_subject_sends_a_snapshot_then_live_updates_on(path: Path) {
+    eprintln!("history read by {path:?}");
+    let (_nats, app, js) = setup_path(path, None).await;
     let symbols = [
         "binance.perpetual.BTC-USDT",
         "okx.perpetual.BTC-USDT",
@@ -198,7 +250,14 @@ async fn last_per_subject_sends_a_snapshot_then_live_updates() {
 
 #[tokio::test]
 async fn start_before_the_first_stored_sequence_sends_a_gap_first() {
-    let (_nats, app, js) = setup(Some(5)).await;
+    for path in PATHS {
+        start_before_the_first_stored_sequence_sends_a_gap_first_on(path).await;
+    }
+}
+
+async fn start_before_the_first_stored_sequence_sends_a_gap_first_on(path: Path) {
+    eprintln!("history read by {path:?}");
+    let (_nats, app, js) = setup_path(path, Some(5)).await;
     for i in 1..=10 {
         store(&js, "funding_rate.binance.perpetual.BTC-USDT", i).await;
     }
@@ -215,7 +274,14 @@ async fn start_before_the_first_stored_sequence_sends_a_gap_first() {
 
 #[tokio::test]
 async fn replay_of_a_subject_no_stream_stores_is_not_replayable() {
-    let (_nats, app, _js) = setup(None).await;
+    for path in PATHS {
+        replay_of_a_subject_no_stream_stores_is_not_replayable_on(path).await;
+    }
+}
+
+async fn replay_of_a_subject_no_stream_stores_is_not_replayable_on(path: Path) {
+    eprintln!("history read by {path:?}");
+    let (_nats, app, _js) = setup_path(path, None).await;
     let (status, code) = app
         .ws_refused("subject=orderbook.%3E&deliver=all", &[])
         .await;
@@ -242,7 +308,14 @@ async fn replay_of_a_subject_no_stream_stores_is_not_replayable() {
 
 #[tokio::test]
 async fn resume_by_start_seq_under_a_concurrent_publisher_loses_and_repeats_nothing() {
-    let (nats, app, _js) = setup(None).await;
+    for path in PATHS {
+        resume_by_start_seq_under_a_concurrent_publisher_loses_and_repeats_nothing_on(path).await;
+    }
+}
+
+async fn resume_by_start_seq_under_a_concurrent_publisher_loses_and_repeats_nothing_on(path: Path) {
+    eprintln!("history read by {path:?}");
+    let (nats, app, _js) = setup_path(path, None).await;
     let total: u64 = 10_000;
     let publisher = tokio::spawn({
         let js = nats.jetstream().await;

@@ -213,3 +213,105 @@ async fn latest_returns_the_newest_payload_with_stream_headers_and_etag() {
         "no_message"
     );
 }
+
+#[tokio::test]
+async fn live_events_of_stored_subjects_carry_ids_and_resume_from_last_event_id() {
+    let nats = NatsServer::start().await;
+    let app = spawn_app_with_market_data(&nats.url()).await;
+    // The default: live only.
+    let mut sse = SseReader::new(app.get("/events?subject=funding_rate.%3E").await);
+    assert_eq!(sse.event().await.0, "subscribed");
+    for i in 1..=2 {
+        app.publish("funding_rate.okx.perpetual.BTC-USDT", i.to_string())
+            .await;
+    }
+    let mut last = String::new();
+    for i in 1..=2 {
+        let (event, id, data) = sse.event().await;
+        assert_eq!(
+            (event.as_str(), data["data"].as_i64()),
+            ("message", Some(i))
+        );
+        last = id.expect("a live event of a stored subject has an id");
+        assert_eq!(
+            data["seq"].as_u64().map(|s| s.to_string()),
+            Some(last.clone())
+        );
+    }
+    drop(sse);
+    app.publish("funding_rate.okx.perpetual.BTC-USDT", "3")
+        .await;
+    // What EventSource sends when it reconnects.
+    let res = app
+        .http
+        .get(app.url("/events?subject=funding_rate.%3E"))
+        .header("Last-Event-ID", &last)
+        .send()
+        .await
+        .unwrap();
+    let mut sse = SseReader::new(res);
+    assert_eq!(sse.event().await.0, "subscribed");
+    let (event, _, data) = sse.event().await;
+    assert_eq!(
+        (event.as_str(), data["data"].as_i64()),
+        ("message", Some(3))
+    );
+    assert_eq!(sse.event().await.0, "caught_up");
+}
+
+#[tokio::test]
+async fn an_event_stream_whose_replay_fails_sends_error_and_unsubscribed_then_ends() {
+    let nats = NatsServer::start().await;
+    let app = spawn_app_with(&nats.url(), |c| {
+        c.gateway.websocket.queue_max_messages = 8;
+        c.streams.insert(
+            "MARKET_DATA".into(),
+            message_broker::config::StreamSpec {
+                subjects: vec!["funding_rate.>".into()],
+                ..Default::default()
+            },
+        );
+    })
+    .await
+    .ready()
+    .await;
+    wait_until(
+        std::time::Duration::from_secs(10),
+        "the stream is declared",
+        || async { app.healthz().await.1["streams"]["MARKET_DATA"]["status"] == "created" },
+    )
+    .await;
+    app.refresh_routes().await;
+    let js = nats.jetstream().await;
+    let pad = "x".repeat(1_000);
+    for i in 0..2_000 {
+        store(
+            &js,
+            "funding_rate.x.y.z",
+            &json!({"i": i, "pad": pad}).to_string(),
+        )
+        .await;
+    }
+    let mut sse = SseReader::new(
+        app.get("/events?subject=funding_rate.%3E&deliver=all")
+            .await,
+    );
+    assert_eq!(sse.event().await.0, "subscribed");
+    js.delete_stream("MARKET_DATA").await.unwrap();
+    let (error, unsubscribed) = loop {
+        let (event, _, data) = sse.event().await;
+        if event == "error" {
+            break (data, sse.event().await);
+        }
+        assert_eq!(event, "message");
+    };
+    assert_eq!(unsubscribed.0, "unsubscribed");
+    assert_eq!(unsubscribed.2["reason"]["code"], error["code"]);
+    // Nothing is left: the stream ends (EventSource would reconnect).
+    let rest = sse.until_end().await;
+    assert_eq!(rest.len(), 1, "{rest:?}");
+    assert_eq!(
+        (rest[0].0.as_str(), rest[0].1["code"].as_u64()),
+        ("closed", Some(1011))
+    );
+}

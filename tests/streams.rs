@@ -120,11 +120,14 @@ async fn existing_stream_with_other_limits_is_resynced_and_a_second_run_changes_
     assert_eq!(
         applied,
         [
+            "allow_direct",
             "discard",
             "duplicate_window",
             "max_msgs",
-            "max_msgs_per_subject"
-        ]
+            "max_msgs_per_subject",
+            "republish"
+        ],
+        "the keys the gateway needs on a stream it declares are applied and reported too"
     );
     let info = js
         .get_stream("MARKET_DATA")
@@ -132,6 +135,11 @@ async fn existing_stream_with_other_limits_is_resynced_and_a_second_run_changes_
         .unwrap()
         .cached_info()
         .clone();
+    assert!(info.config.allow_direct);
+    assert_eq!(
+        info.config.republish,
+        Some(message_broker::bus::republish::wanted("MARKET_DATA"))
+    );
     assert_eq!(info.config.max_messages, 5_000);
     assert_eq!(info.config.discard, DiscardPolicy::Old);
     assert_eq!(info.config.duplicate_window, Duration::from_secs(300));
@@ -204,7 +212,7 @@ async fn change_nats_cannot_apply_is_reported_as_drift_and_data_is_kept() {
     let report = wait_for_stream_status(&app, "MARKET_DATA", "drift").await;
     assert_eq!(
         report["applied"],
-        serde_json::json!(["max_msgs"]),
+        serde_json::json!(["allow_direct", "max_msgs", "republish"]),
         "what NATS accepts is still applied"
     );
     let drift = &report["drift"][0];

@@ -28,6 +28,7 @@ pub fn frames() -> Vec<(String, String, Value)> {
         stream: "MARKET_DATA",
         seq: 1234,
         time: time::OffsetDateTime::from_unix_timestamp_nanos(1_764_151_200_041_000_000).ok(),
+        time_text: None,
     };
     let mut traced = async_nats::HeaderMap::new();
     traced.insert("traceparent", TRACEPARENT);

@@ -35,7 +35,7 @@ const SSE_ONLY: [&str; 1] = ["closed"];
 
 /// Close codes the gateway sends, with their reasons (an event stream gets
 /// the same in its `closed` event).
-pub const CLOSE_CODES: [(u16, &str, &str); 10] = [
+pub const CLOSE_CODES: [(u16, &str, &str); 11] = [
     (
         1000,
         "",
@@ -85,6 +85,11 @@ pub const CLOSE_CODES: [(u16, &str, &str); 10] = [
         1009,
         "frame too large",
         "a client frame over `gateway.websocket.max_frame_bytes`",
+    ),
+    (
+        1011,
+        "subscriptions ended",
+        "event streams: every subscription failed after it started (each got `error`, then `unsubscribed` with the reason); an `EventSource` reconnects and gets a problem document if the cause persists",
     ),
 ];
 

@@ -5,8 +5,16 @@ use crate::config::PermissionConfig;
 use crate::subject::{Subject, SubjectPattern};
 
 /// Subject prefixes (first token) that only an explicit grant opens:
-/// JetStream's API, KV and object stores, the system account, reply inboxes.
-pub const RESERVED: [&str; 5] = ["$JS", "$KV", "$O", "$SYS", "_INBOX"];
+/// JetStream's API, KV and object stores, the system account, reply inboxes,
+/// and the gateway's own re-published stored messages (`$MP`).
+pub const RESERVED: [&str; 6] = [
+    "$JS",
+    "$KV",
+    "$O",
+    "$SYS",
+    "_INBOX",
+    crate::bus::republish::RESERVED_TOKEN,
+];
 
 /// The reserved prefix `subject` starts with, if any.
 pub fn reserved_prefix(subject: &str) -> Option<&'static str> {
@@ -146,6 +154,7 @@ mod tests {
             "$O.b",
             "$SYS.REQ.SERVER.PING",
             "_INBOX.abc",
+            "$MP.stored.MARKET_DATA.funding_rate.x",
         ] {
             assert!(
                 !open.allows_publish(&Subject::parse(subject).unwrap()),

@@ -136,6 +136,9 @@ pub async fn connect(
         metrics,
         stream_stats: Default::default(),
         spans: crate::otlp::Spans::from_config(config)?,
+        positions: Default::default(),
+        subject_lists: Default::default(),
+        snapshots: Default::default(),
     }))
 }
 

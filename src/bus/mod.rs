@@ -3,9 +3,12 @@
 //! the HTTP and WebSocket front ends.
 
 mod connection;
+pub mod direct;
+pub mod fresh;
 pub mod headers;
 mod monitor;
 mod publish;
+pub mod republish;
 mod request;
 pub mod routing;
 
@@ -61,7 +64,16 @@ pub struct Bus {
     stream_stats: std::sync::RwLock<Vec<StreamStats>>,
     /// Span export (`gateway.tracing`), when on.
     spans: Option<Arc<crate::otlp::Spans>>,
+    /// Stream positions and subject lists shared by replays that start
+    /// together (see [`fresh`]); `None` is a failed read.
+    pub(crate) positions: fresh::Fresh<Arc<str>, Option<crate::replay::history::Position>>,
+    pub(crate) subject_lists: fresh::Fresh<StreamPatterns, Option<Arc<Vec<String>>>>,
+    pub(crate) snapshots:
+        fresh::Fresh<StreamPatterns, Option<Arc<crate::replay::history::Snapshot>>>,
 }
+
+/// A stream and subject patterns (space-separated): what a shared read is of.
+pub(crate) type StreamPatterns = (Arc<str>, String);
 
 impl Bus {
     pub fn client(&self) -> &async_nats::Client {

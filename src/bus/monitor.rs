@@ -110,7 +110,7 @@ impl Bus {
         let mut stats = Vec::new();
         let mut streams = self.js.streams();
         while let Some(info) = streams.try_next().await? {
-            routes.push(StreamRoute::new(&info.config.name, &info.config.subjects));
+            routes.push(StreamRoute::from_config(&info.config));
             stats.push(StreamStats {
                 name: info.config.name.clone(),
                 messages: info.state.messages,

@@ -12,6 +12,9 @@ use crate::subject::SubjectPattern;
 #[derive(Default)]
 pub struct RoutingIndex {
     routes: RwLock<Arc<Vec<StreamRoute>>>,
+    /// The server's stream list has been read at least once.
+    loaded: std::sync::atomic::AtomicBool,
+    on_load: tokio::sync::Notify,
 }
 
 /// One stream and the subjects it captures.
@@ -19,6 +22,11 @@ pub struct RoutingIndex {
 pub struct StreamRoute {
     pub stream: Arc<str>,
     pub subjects: Vec<SubjectPattern>,
+    /// The stream answers Direct Get (`allow_direct`): replay needs no consumer.
+    pub direct: bool,
+    /// Where the stream re-publishes what it stores (`$MP.stored.<STREAM>`),
+    /// when it does so in the gateway's form: live frames then carry `seq`.
+    pub live: Option<Arc<str>>,
 }
 
 impl StreamRoute {
@@ -31,7 +39,23 @@ impl StreamRoute {
                 .iter()
                 .filter_map(|s| SubjectPattern::parse(s).ok())
                 .collect(),
+            direct: false,
+            live: None,
         }
+    }
+
+    /// The route of a stream as the server describes it.
+    pub fn from_config(config: &async_nats::jetstream::stream::Config) -> Self {
+        Self {
+            direct: config.allow_direct,
+            live: super::republish::live_prefix(config),
+            ..Self::new(&config.name, &config.subjects)
+        }
+    }
+
+    /// Does this stream capture every subject `pattern` matches?
+    pub fn covers(&self, pattern: &SubjectPattern) -> bool {
+        self.subjects.iter().any(|s| pattern.is_subset_of(s))
     }
 }
 
@@ -48,10 +72,18 @@ impl RoutingIndex {
     /// Streams whose subjects could overlap `pattern` (a subscription may
     /// be served from each of them).
     pub fn streams_overlapping(&self, pattern: &SubjectPattern) -> Vec<Arc<str>> {
+        self.routes_overlapping(pattern)
+            .into_iter()
+            .map(|r| r.stream)
+            .collect()
+    }
+
+    /// The routes of the streams whose subjects could overlap `pattern`.
+    pub fn routes_overlapping(&self, pattern: &SubjectPattern) -> Vec<StreamRoute> {
         self.current()
             .iter()
             .filter(|r| r.subjects.iter().any(|p| p.overlaps(pattern)))
-            .map(|r| r.stream.clone())
+            .cloned()
             .collect()
     }
 
@@ -65,12 +97,35 @@ impl RoutingIndex {
     /// Replaces the whole index; returns whether anything changed.
     pub fn replace(&self, mut routes: Vec<StreamRoute>) -> bool {
         routes.sort_by(|a, b| a.stream.cmp(&b.stream));
-        let mut guard = self.routes.write().unwrap_or_else(|e| e.into_inner());
-        if **guard == routes {
-            return false;
+        let changed = {
+            let mut guard = self.routes.write().unwrap_or_else(|e| e.into_inner());
+            let changed = **guard != routes;
+            if changed {
+                *guard = Arc::new(routes);
+            }
+            changed
+        };
+        if !self.loaded.swap(true, std::sync::atomic::Ordering::AcqRel) {
+            self.on_load.notify_waiters();
         }
-        *guard = Arc::new(routes);
-        true
+        changed
+    }
+
+    /// Waits (at most `within`) until the server's stream list has been
+    /// read once. A subscription right after a (re)start would otherwise
+    /// take a stored subject for an unstored one: a replay refused as
+    /// `not_replayable` (which ends an `EventSource` for good), live
+    /// frames without `seq`.
+    pub async fn wait_loaded(&self, within: std::time::Duration) {
+        let loaded = || self.loaded.load(std::sync::atomic::Ordering::Acquire);
+        if loaded() {
+            return;
+        }
+        let notified = self.on_load.notified();
+        if loaded() {
+            return;
+        }
+        let _ = tokio::time::timeout(within, notified).await;
     }
 
     /// Adds or replaces one stream's route.
@@ -98,6 +153,7 @@ impl RoutingIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn route(stream: &str, subjects: &[&str]) -> StreamRoute {
         let subjects: Vec<String> = subjects.iter().map(|s| s.to_string()).collect();
@@ -128,6 +184,27 @@ mod tests {
         for (subject, stream) in cases {
             assert_eq!(index.lookup(subject).as_deref(), stream, "{subject}");
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn waiting_for_the_first_load_ends_when_it_comes_or_after_the_bound() {
+        let index = std::sync::Arc::new(RoutingIndex::default());
+        let started = tokio::time::Instant::now();
+        index.wait_loaded(Duration::from_secs(2)).await;
+        assert_eq!(started.elapsed(), Duration::from_secs(2), "bounded");
+        let waiter = tokio::spawn({
+            let index = index.clone();
+            async move { index.wait_loaded(Duration::from_secs(60)).await }
+        });
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        index.replace(vec![route("A", &["a.>"])]);
+        tokio::time::timeout(Duration::from_secs(1), waiter)
+            .await
+            .expect("woken by the load")
+            .unwrap();
+        let again = tokio::time::Instant::now();
+        index.wait_loaded(Duration::from_secs(60)).await;
+        assert_eq!(again.elapsed(), Duration::ZERO, "loaded once: no wait");
     }
 
     #[test]

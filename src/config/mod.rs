@@ -25,7 +25,7 @@ pub use gateway::{
 };
 pub use nats::{NatsClientConfig, NatsTls, NatsUrls};
 pub use reload::APPLIED_ON_RELOAD;
-pub use streams::{DiscardPolicy, RetentionPolicy, StorageType, StreamSpec};
+pub use streams::{DiscardPolicy, RepublishSpec, RetentionPolicy, StorageType, StreamSpec};
 
 /// Environment variable that replaces `nats_client.nats_url`.
 pub const NATS_URL_ENV: &str = "MARKETPRISM_NATS_URL";

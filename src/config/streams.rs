@@ -76,6 +76,34 @@ pub struct StreamSpec {
     /// Window in seconds in which a repeated `Nats-Msg-Id` is a duplicate.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duplicate_window: Option<u64>,
+    /// Whether every replica answers Direct Get. The gateway reads history
+    /// with it (no consumer per client); declared streams default to true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_direct: Option<bool>,
+    /// Re-publish stored messages. Declared streams default to the
+    /// gateway's own (`{src: ">", dest: "$MP.stored.<STREAM>.>"}`), which
+    /// gives live frames their stream sequence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub republish: Option<RepublishSpec>,
+}
+
+/// A stream's RePublish: stored messages matching `src` are published
+/// again to `dest` with `Nats-Stream`, `Nats-Sequence` and friends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RepublishSpec {
+    /// Stored subjects to re-publish (default `>`: all).
+    #[serde(default = "all_subjects")]
+    pub src: String,
+    /// Destination subject (mapping), e.g. `$MP.stored.MARKET_DATA.>`.
+    pub dest: String,
+    /// Re-publish headers only (with `Nats-Msg-Size`), not the payload.
+    #[serde(default)]
+    pub headers_only: bool,
+}
+
+fn all_subjects() -> String {
+    ">".into()
 }
 
 impl StreamSpec {
@@ -113,6 +141,12 @@ impl StreamSpec {
                 format!("{key}.replicas"),
                 "must be between 1 and 5",
             ));
+        }
+        if let Some(republish) = &self.republish {
+            for (field, subject) in [("src", &republish.src), ("dest", &republish.dest)] {
+                SubjectPattern::parse(subject)
+                    .map_err(|e| Invalid::new(format!("{key}.republish.{field}"), e.to_string()))?;
+            }
         }
         if let (Some(window), Some(age)) = (self.duplicate_window, self.max_age)
             && age > 0

@@ -15,9 +15,15 @@
 //! across 10,000 subjects (benchmark B11). What a distinct subject costs
 //! beyond that is async-nats's own per-subscription channel (about 6.5 KiB,
 //! allocated whatever its capacity): see `docs/performance.md`.
+//!
+//! Where a topic's frames come from is its [`source::Plan`]: a pattern no
+//! stream re-publishes is that plain core subscription and its small feed;
+//! one that covers stored subjects reads the re-published copy (frames with
+//! `seq`) through a [`source::Source`] in a task of its own.
 
 pub mod outbox;
 mod rounds;
+pub mod source;
 mod topic;
 
 use std::collections::HashMap;
@@ -29,6 +35,7 @@ use tokio_util::task::TaskTracker;
 
 pub use outbox::{Batch, CloseReason, Outbox, OutboxLimits, Pushed};
 
+use crate::bus::Bus;
 use crate::error::ApiError;
 use crate::frame::Frame;
 use crate::metrics::Metrics;
@@ -53,6 +60,7 @@ pub struct Hub {
 
 /// What the hub's background work (opening topics) needs too.
 struct Shared {
+    bus: Arc<Bus>,
     client: async_nats::Client,
     /// Held only for map operations, never across an await: joins and
     /// leaves of different topics never wait for each other's NATS work.
@@ -64,11 +72,8 @@ struct Shared {
 }
 
 impl Hub {
-    pub fn new(
-        client: async_nats::Client,
-        subscribe_timeout: Duration,
-        metrics: Arc<Metrics>,
-    ) -> Self {
+    pub fn new(bus: Arc<Bus>, subscribe_timeout: Duration, metrics: Arc<Metrics>) -> Self {
+        let client = bus.client().clone();
         let tasks = TaskTracker::new();
         Self {
             shared: Arc::new(Shared {
@@ -77,6 +82,7 @@ impl Hub {
                     subscribe_timeout,
                     tasks.clone(),
                 )),
+                bus,
                 client,
                 topics: Mutex::new(HashMap::new()),
                 tasks,
@@ -126,6 +132,28 @@ impl Hub {
         }
     }
 
+    /// Moves `member` over to `outbox` in the topics of `keys`, all at
+    /// once: `transfer(old, new)` runs while no frame can reach either
+    /// outbox, so what the old one holds can be moved on in order (the seam
+    /// between a replay's buffered live messages and its socket). Nothing
+    /// changes when `transfer` returns false or the member is in none of
+    /// the topics.
+    pub async fn hand_over(
+        &self,
+        keys: &[TopicKey],
+        member: MemberId,
+        outbox: Arc<Outbox>,
+        transfer: impl FnOnce(&Outbox, &Outbox) -> bool,
+    ) -> bool {
+        let topics: Vec<Arc<Topic>> = {
+            let table = self.shared.lock();
+            keys.iter()
+                .filter_map(|key| table.get(key).cloned())
+                .collect()
+        };
+        topic::hand_over(topics, member, outbox, transfer)
+    }
+
     /// Number of NATS subscriptions the hub holds.
     pub async fn topic_count(&self) -> usize {
         self.shared.lock().len()
@@ -160,20 +188,35 @@ impl Shared {
 
     async fn subscribe(&self, topic: &Arc<Topic>) -> Result<(), Failure> {
         let key = &topic.key;
-        let subject = key.pattern.as_str().to_owned();
-        let subscribing = async {
-            match &key.queue {
-                Some(queue) => self.client.queue_subscribe(subject, queue.clone()).await,
-                None => self.client.subscribe(subject).await,
-            }
-        };
-        let subscriber = match tokio::time::timeout(self.subscribe_timeout, subscribing).await {
-            Ok(Ok(subscriber)) => subscriber,
-            Ok(Err(err)) => return Err(Failure::Refused(err.to_string())),
-            Err(_) => return Err(Failure::Unavailable),
-        };
-        let feed = Feed::new(topic.clone(), subscriber, self.metrics.clone());
-        self.tasks.spawn(feed);
+        let plan = source::plan(&key.pattern, &self.bus);
+        if plan.is_core_only() {
+            let subject = key.pattern.as_str().to_owned();
+            let subscribing = async {
+                match &key.queue {
+                    Some(queue) => self.client.queue_subscribe(subject, queue.clone()).await,
+                    None => self.client.subscribe(subject).await,
+                }
+            };
+            let subscriber = match tokio::time::timeout(self.subscribe_timeout, subscribing).await {
+                Ok(Ok(subscriber)) => subscriber,
+                Ok(Err(err)) => return Err(Failure::Refused(err.to_string())),
+                Err(_) => return Err(Failure::Unavailable),
+            };
+            let feed = Feed::new(topic.clone(), subscriber, self.metrics.clone());
+            self.tasks.spawn(feed);
+        } else {
+            let opening = source::open(&self.bus, key, plan);
+            let source = match tokio::time::timeout(self.subscribe_timeout, opening).await {
+                Ok(Ok(source)) => source,
+                Ok(Err(err)) => return Err(Failure::Refused(err.detail())),
+                Err(_) => return Err(Failure::Unavailable),
+            };
+            self.tasks.spawn(topic::run_source(
+                topic.clone(),
+                source,
+                self.metrics.clone(),
+            ));
+        }
         if self.rounds.confirm().await {
             Ok(())
         } else {

@@ -29,6 +29,9 @@ pub enum Pushed {
     Dropped,
     /// The queue overflowed under the close policy; the socket will close.
     Overflow,
+    /// Not queued: a replay's staging queue is full, and the replay reads
+    /// these messages from the stream instead (nothing is lost).
+    Deferred,
 }
 
 /// Why the socket must close.
@@ -62,11 +65,19 @@ pub struct Outbox {
     room: Notify,
     limits: OutboxLimits,
     policy: SlowConsumerPolicy,
+    /// A replay's staging queue: full means "read it from the stream".
+    staging: bool,
 }
 
 pub const SLOW_CONSUMER: CloseReason = CloseReason {
     code: 1008,
     reason: "slow consumer",
+};
+
+/// A staging queue filled (never reaches a socket).
+const STAGING_FULL: CloseReason = CloseReason {
+    code: 1008,
+    reason: "replay staging full",
 };
 
 impl Outbox {
@@ -77,7 +88,34 @@ impl Outbox {
             room: Notify::new(),
             limits,
             policy,
+            staging: false,
         }
+    }
+
+    /// A replay's staging queue for live messages that arrive while history
+    /// is read: bounded like a socket's; once full it takes nothing more
+    /// (see [`Pushed::Deferred`]).
+    pub fn staging(limits: OutboxLimits) -> Self {
+        Self {
+            staging: true,
+            ..Self::new(limits, SlowConsumerPolicy::Close)
+        }
+    }
+
+    pub fn limits(&self) -> OutboxLimits {
+        self.limits
+    }
+
+    /// Whether the outbox was closed (a staging queue: whether it filled).
+    pub fn is_closed(&self) -> bool {
+        self.lock().close.is_some()
+    }
+
+    /// Takes every queued message and control frame out, at once.
+    pub fn take_messages(&self) -> VecDeque<Frame> {
+        let mut s = self.lock();
+        s.bytes = 0;
+        std::mem::take(&mut s.messages)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -88,7 +126,11 @@ impl Outbox {
     pub fn push_message(&self, frame: Frame) -> Pushed {
         let mut s = self.lock();
         if s.close.is_some() {
-            return Pushed::Dropped;
+            return if self.staging {
+                Pushed::Deferred
+            } else {
+                Pushed::Dropped
+            };
         }
         let was_empty = s.messages.is_empty();
         let fits = was_empty
@@ -105,6 +147,10 @@ impl Outbox {
                     return Pushed::Dropped;
                 }
                 SlowConsumerPolicy::Conflate => conflate(&mut s, frame, &self.limits),
+                SlowConsumerPolicy::Close if self.staging => {
+                    s.close = Some(STAGING_FULL);
+                    return Pushed::Deferred;
+                }
                 SlowConsumerPolicy::Close => {
                     s.close = Some(SLOW_CONSUMER);
                     Pushed::Overflow
@@ -229,6 +275,7 @@ impl Outbox {
                     };
                     out.push(frame);
                 }
+                let before = out.len();
                 while out.len() < max {
                     let Some(frame) = s.messages.pop_front() else {
                         break;
@@ -236,11 +283,17 @@ impl Outbox {
                     s.bytes -= frame.len();
                     out.push(frame);
                 }
+                let took = out.len() > before;
                 if s.messages.is_empty() && s.dropped > 0 && out.len() < max {
                     out.push(Frame::control(&ServerFrame::Dropped { count: s.dropped }));
                     s.dropped = 0;
                 }
                 if !out.is_empty() {
+                    drop(s);
+                    if took {
+                        // A replay waiting in `push_waiting` has room now.
+                        self.room.notify_waiters();
+                    }
                     return Batch::Frames;
                 }
             }
@@ -384,6 +437,27 @@ mod tests {
             got[0].contains(r#""data":2"#),
             "only a's newest frame is left: {got:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn a_waiting_push_resumes_once_the_writer_takes_frames() {
+        let o = std::sync::Arc::new(outbox(SlowConsumerPolicy::Drop));
+        assert!(o.push_waiting(frame("a", "1")).await);
+        assert!(o.push_waiting(frame("a", "2")).await);
+        let pusher = tokio::spawn({
+            let o = o.clone();
+            async move { o.push_waiting(frame("a", "3")).await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!pusher.is_finished(), "full: the push waits");
+        assert_eq!(drain(&o).await.len(), 2);
+        assert!(
+            tokio::time::timeout(std::time::Duration::from_secs(5), pusher)
+                .await
+                .expect("woken by the drain")
+                .unwrap()
+        );
+        assert_eq!(o.pending().0, 1);
     }
 
     #[tokio::test]

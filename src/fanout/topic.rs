@@ -172,3 +172,76 @@ impl Future for Feed {
         }
     }
 }
+
+/// Resolves once the topic is stopped (the same waker the [`Feed`] uses: a
+/// topic has one task, fed either way).
+struct Stopped<'a>(&'a Topic);
+
+impl Future for Stopped<'_> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        self.0.waker.register(cx.waker());
+        if self.0.stopped.load(Ordering::Acquire) {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+}
+
+/// The task of a topic on stored subjects: frames from its
+/// [`Source`](super::source::Source) (re-published copies with `seq`,
+/// read-backs after a reconnect) until the topic is stopped. Dropping the
+/// source unsubscribes.
+pub(super) async fn run_source(
+    topic: Arc<Topic>,
+    mut source: super::source::Source,
+    metrics: Arc<Metrics>,
+) {
+    loop {
+        tokio::select! {
+            biased;
+            () = Stopped(&topic) => break,
+            frame = source.next() => match frame {
+                Some(frame) => topic.deliver(frame, &metrics),
+                None => break,
+            },
+        }
+    }
+    tracing::debug!(pattern = %topic.key.pattern, "topic closed");
+}
+
+/// See [`Hub::hand_over`](super::Hub::hand_over). Write locks on every
+/// topic at once: deliveries (one read lock at a time) wait, so nothing
+/// reaches either outbox while `transfer` runs. Taken in address order, so
+/// two hand-overs of overlapping topics cannot deadlock.
+pub(super) fn hand_over(
+    mut topics: Vec<Arc<Topic>>,
+    member: MemberId,
+    outbox: Arc<Outbox>,
+    transfer: impl FnOnce(&Outbox, &Outbox) -> bool,
+) -> bool {
+    topics.sort_by_key(|topic| Arc::as_ptr(topic) as usize);
+    topics.dedup_by_key(|topic| Arc::as_ptr(topic) as usize);
+    let mut locked: Vec<_> = topics
+        .iter()
+        .map(|topic| topic.members.write().unwrap_or_else(|e| e.into_inner()))
+        .collect();
+    let old = locked.iter().find_map(|members| {
+        members
+            .iter()
+            .find(|(id, _)| *id == member)
+            .map(|(_, o)| o.clone())
+    });
+    let Some(old) = old else { return false };
+    if !transfer(&old, &outbox) {
+        return false;
+    }
+    for members in &mut locked {
+        for slot in members.iter_mut().filter(|(id, _)| *id == member) {
+            slot.1 = outbox.clone();
+        }
+    }
+    true
+}

@@ -1,17 +1,27 @@
 //! Replay and resume from JetStream: a subscription that starts in the
 //! stored history (`deliver=all|last|last_per_subject`, `start_seq`,
-//! `start_time`) and continues live on the same ordered consumer.
+//! `start_time`) and continues live.
 //!
-//! Delivery is pull-driven: the task asks the consumer for the next message
-//! only when the subscriber's outbox has room, so replaying millions of
-//! messages to a slow client costs one small batch of memory. Once history
-//! is caught up (`caught_up` frame), live messages follow the socket's
-//! slow-consumer policy. Any gateway instance can resume any client: the
-//! position is the stream sequence, which the client holds.
+//! History is read with batched Direct Get and live messages come from the
+//! hub's shared topic ([`direct`]): no JetStream consumer per subscriber,
+//! so the stream's `max_consumers` does not limit how many clients replay.
+//! A stream that does not answer Direct Get (no `allow_direct`, typically
+//! one the gateway does not declare) is replayed with an ordered consumer
+//! per subscriber instead ([`task`]), as before.
+//!
+//! Delivery is pull-driven either way: the next batch is read only when the
+//! subscriber's outbox has room, so replaying millions of messages to a
+//! slow client costs one small batch of memory. Once history is caught up
+//! (`caught_up` frame), live messages follow the socket's slow-consumer
+//! policy. Any gateway instance can resume any client: the position is the
+//! stream sequence, which the client holds.
 
+pub mod direct;
+pub mod history;
 mod task;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -20,8 +30,9 @@ use tokio_util::task::TaskTracker;
 
 use crate::bus::Bus;
 use crate::error::ApiError;
-use crate::fanout::Outbox;
-use crate::frame::Frame;
+use crate::fanout::{Hub, Outbox};
+use crate::frame::{Frame, ServerFrame};
+use crate::protocol::ItemError;
 use crate::subject::SubjectPattern;
 
 /// Where a subscription starts.
@@ -107,24 +118,32 @@ impl Deliver {
     }
 }
 
-/// A running replay; dropping it stops the task and deletes its consumer.
+/// What replays need from the gateway.
+#[derive(Clone)]
+pub struct Replays {
+    pub bus: Arc<Bus>,
+    pub hub: Arc<Hub>,
+    pub tasks: TaskTracker,
+}
+
+/// A running replay; dropping it stops the task (which leaves its topics
+/// or deletes its consumer).
 pub struct ReplayHandle {
     stop: CancellationToken,
-    task: tokio::task::JoinHandle<()>,
+    finished: CancellationToken,
 }
 
 impl ReplayHandle {
-    /// Stops the task and waits (bounded) until it has ended, so that it
-    /// pushes nothing more into the outbox once this returns.
-    pub async fn stop(mut self) {
+    /// Whether the replay ended by itself (it failed, and said so).
+    pub fn is_finished(&self) -> bool {
+        self.finished.is_cancelled()
+    }
+
+    /// Stops the replay and waits (bounded) until it has left its topics:
+    /// nothing of it reaches the outbox afterwards.
+    pub async fn stop(self) {
         self.stop.cancel();
-        let task = &mut self.task;
-        if tokio::time::timeout(std::time::Duration::from_secs(5), task)
-            .await
-            .is_err()
-        {
-            self.task.abort();
-        }
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.finished.cancelled()).await;
     }
 }
 
@@ -132,6 +151,24 @@ impl Drop for ReplayHandle {
     fn drop(&mut self) {
         self.stop.cancel();
     }
+}
+
+/// Refuses what a replay subscription cannot be, without asking NATS:
+/// queue groups, overlapping subjects, subjects no single stream stores.
+pub fn check(bus: &Bus, req: &crate::subscription::SubscribeRequest) -> Result<(), ApiError> {
+    if req.queue.is_some() {
+        return Err(ApiError::InvalidQuery(
+            "queue groups are for live delivery (deliver=new) only".into(),
+        ));
+    }
+    for (i, a) in req.patterns.iter().enumerate() {
+        if let Some(b) = req.patterns[i + 1..].iter().find(|b| a.overlaps(b)) {
+            return Err(ApiError::InvalidQuery(format!(
+                "replayed subjects must not overlap ({a} and {b})"
+            )));
+        }
+    }
+    stream_for(bus, &req.patterns).map(|_| ())
 }
 
 /// Finds the one stream that stores `patterns`; replay needs exactly one.
@@ -163,21 +200,75 @@ pub fn stream_for(bus: &Bus, patterns: &[SubjectPattern]) -> Result<Arc<str>, Ap
 
 /// Starts replaying `patterns` from `deliver` into `outbox`. Fails (before
 /// anything is queued) when no single stream stores the subjects or the
-/// consumer cannot be created; otherwise `confirm` is queued first.
+/// read cannot start; otherwise `confirm` is queued first. A failure later
+/// on is reported in the outbox: an `error` frame, then `unsubscribed`.
 pub async fn start(
-    bus: Arc<Bus>,
-    tasks: &TaskTracker,
+    ctx: &Replays,
     outbox: Arc<Outbox>,
     patterns: Vec<SubjectPattern>,
     deliver: Deliver,
     confirm: Frame,
 ) -> Result<ReplayHandle, ApiError> {
-    let stream = stream_for(&bus, &patterns)?;
-    let prepared = task::prepare(&bus, &stream, &patterns, &deliver).await?;
-    outbox.push_control(confirm);
+    let stream = stream_for(&ctx.bus, &patterns)?;
     let stop = CancellationToken::new();
-    let task = tasks.spawn(task::run(prepared, outbox, patterns, stop.clone()));
-    Ok(ReplayHandle { stop, task })
+    let finished = CancellationToken::new();
+    let subject = patterns[0].as_str().to_owned();
+    // Direct Get for history, and live messages with their sequence (the
+    // gateway's RePublish): without the sequence the seam could not tell
+    // live messages from history.
+    let direct = ctx
+        .bus
+        .routing()
+        .current()
+        .iter()
+        .any(|r| r.stream == stream && r.direct && r.live.is_some());
+    let metrics = ctx.bus.metrics().clone();
+    if direct {
+        match direct::prepare(ctx, &stream, &patterns, &deliver, outbox.limits()).await {
+            Ok(prepared) => {
+                outbox.push_control(confirm);
+                metrics.replays.with_label_values(&["direct_get"]).inc();
+                let run = direct::run(prepared, outbox.clone(), stop.clone());
+                ctx.tasks
+                    .spawn(report(run, outbox, subject, finished.clone()));
+                return Ok(ReplayHandle { stop, finished });
+            }
+            Err(direct::NotPrepared::Failed(err)) => return Err(err),
+            Err(direct::NotPrepared::NotDirect) => {}
+        }
+    }
+    let prepared = task::prepare(&ctx.bus, &stream, &patterns, &deliver).await?;
+    outbox.push_control(confirm);
+    metrics.replays.with_label_values(&["consumer"]).inc();
+    let run = task::run(prepared, outbox.clone(), patterns, stop.clone());
+    ctx.tasks
+        .spawn(report(run, outbox, subject, finished.clone()));
+    Ok(ReplayHandle { stop, finished })
+}
+
+/// Runs a replay; a failure ends the subscription visibly: an `error`
+/// frame, then `unsubscribed` with the error's code as the reason.
+async fn report(
+    run: impl Future<Output = Result<(), ApiError>>,
+    outbox: Arc<Outbox>,
+    subject: String,
+    finished: CancellationToken,
+) {
+    let result = run.await;
+    // Finished before the frames go out: whoever reads `unsubscribed` finds
+    // the subscription gone.
+    finished.cancel();
+    if let Err(err) = result {
+        tracing::warn!(%err, %subject, "replay ended with an error");
+        let item = ItemError::from(&err);
+        outbox.push_control(Frame::control(&ServerFrame::error(&item, None)));
+        outbox.push_control(Frame::control(&ServerFrame::Unsubscribed {
+            subject: &subject,
+            queue: None,
+            id: None,
+            reason: Some(&item),
+        }));
+    }
 }
 
 #[cfg(test)]

@@ -1,4 +1,5 @@
-//! The replay task: an ordered pull consumer feeding one outbox.
+//! Replay for a stream that does not answer Direct Get: an ordered pull
+//! consumer per subscriber feeding its outbox (history and live alike).
 
 use std::sync::Arc;
 
@@ -92,7 +93,7 @@ pub async fn run(
     outbox: Arc<Outbox>,
     patterns: Vec<SubjectPattern>,
     stop: CancellationToken,
-) {
+) -> Result<(), ApiError> {
     let subject = patterns
         .first()
         .map(|p| p.as_str().to_owned())
@@ -117,13 +118,14 @@ pub async fn run(
         }));
     }
     let mut messages = match tokio::select! {
-        () = stop.cancelled() => return,
+        () = stop.cancelled() => return Ok(()),
         messages = consumer.messages() => messages,
     } {
         Ok(messages) => messages,
         Err(err) => {
-            tracing::warn!(%err, "replay could not start");
-            return;
+            return Err(ApiError::JetStreamUnavailable(format!(
+                "the replay's consumer did not start: {err}"
+            )));
         }
     };
     let mut last_historical = 0;
@@ -151,6 +153,7 @@ pub async fn run(
             stream: &stream,
             seq,
             time: Some(info.published),
+            time_text: None,
         };
         let frame = Frame::message(&msg.subject, &msg.payload, msg.headers.as_ref(), Some(&at));
         if !caught_up && seq > target {
@@ -186,4 +189,5 @@ pub async fn run(
             }));
         }
     }
+    Ok(())
 }

@@ -8,7 +8,7 @@ use async_nats::jetstream::stream::{self, DiscardPolicy, RetentionPolicy, Storag
 
 use crate::config::{
     AckPolicySpec, ConsumerSpec, DeliverPolicySpec, DiscardPolicy as Discard, ReplayPolicySpec,
-    RetentionPolicy as Retention, StorageType as Storage, StreamSpec,
+    RepublishSpec, RetentionPolicy as Retention, StorageType as Storage, StreamSpec,
 };
 
 /// Applies every key `spec` gives onto `base`; keys it leaves out keep
@@ -63,6 +63,14 @@ pub fn apply_stream(spec: &StreamSpec, base: &mut stream::Config, strict_subject
             Discard::New => DiscardPolicy::New,
         };
     }
+    set(&mut base.allow_direct, spec.allow_direct);
+    if let Some(r) = &spec.republish {
+        base.republish = Some(stream::Republish {
+            source: r.src.clone(),
+            destination: r.dest.clone(),
+            headers_only: r.headers_only,
+        });
+    }
 }
 
 /// A new stream's config: NATS defaults plus what `spec` gives.
@@ -102,6 +110,12 @@ pub fn stream_spec(config: &stream::Config) -> StreamSpec {
             DiscardPolicy::New => Discard::New,
         }),
         duplicate_window: Some(config.duplicate_window.as_secs()),
+        allow_direct: Some(config.allow_direct),
+        republish: config.republish.as_ref().map(|r| RepublishSpec {
+            src: r.source.clone(),
+            dest: r.destination.clone(),
+            headers_only: r.headers_only,
+        }),
     }
 }
 

@@ -68,6 +68,8 @@ pub fn with_field(base: &stream::Config, desired: &stream::Config, field: &str) 
         "storage" => next.storage = desired.storage,
         "discard" => next.discard = desired.discard,
         "duplicate_window" => next.duplicate_window = desired.duplicate_window,
+        "allow_direct" => next.allow_direct = desired.allow_direct,
+        "republish" => next.republish = desired.republish.clone(),
         _ => {}
     }
     next

@@ -20,7 +20,7 @@ use super::convert::{apply_stream, consumer_config, consumer_spec, new_stream_co
 use super::diff::{differences, overlay, spec_differences, with_field};
 use super::errors::About;
 use crate::bus::Bus;
-use crate::config::{Config, ConsumerSpec, StreamSpec};
+use crate::config::{Config, ConsumerSpec, RepublishSpec, StreamSpec};
 use crate::error::ApiError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
@@ -98,7 +98,11 @@ impl Reconciler {
                 .collect()
         };
         Self {
-            streams: config.streams.clone(),
+            streams: config
+                .streams
+                .iter()
+                .map(|(name, spec)| (name.clone(), with_gateway_needs(name, spec)))
+                .collect(),
             consumers: config.consumers.clone(),
             strict_subjects: config.nats_client.strict_subjects,
             stream_reports: RwLock::new(pending(config.streams.keys().collect())),
@@ -304,6 +308,24 @@ impl Reconciler {
             },
         }
     }
+}
+
+/// A declared stream's spec plus what the gateway needs from a stream it
+/// owns, where the spec leaves it out: Direct Get (replay without a
+/// consumer per client) and the RePublish that gives live frames their
+/// sequence. Both are then enforced and reported like any other key.
+fn with_gateway_needs(name: &str, spec: &StreamSpec) -> StreamSpec {
+    let mut spec = spec.clone();
+    spec.allow_direct.get_or_insert(true);
+    spec.republish.get_or_insert_with(|| {
+        let wanted = crate::bus::republish::wanted(name);
+        RepublishSpec {
+            src: wanted.source,
+            dest: wanted.destination,
+            headers_only: wanted.headers_only,
+        }
+    });
+    spec
 }
 
 /// An error that means JetStream did not answer at all (retry later).

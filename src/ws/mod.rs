@@ -17,6 +17,7 @@ pub use session::GOING_AWAY;
 use crate::app::AppState;
 use crate::auth::{Access, Caller};
 use crate::error::ApiError;
+use crate::subscription::Subscriptions;
 
 /// Subscribe to NATS subjects over WebSocket.
 ///
@@ -26,24 +27,31 @@ use crate::error::ApiError;
 /// (what happens when this socket's outbound queue is full), and where to
 /// start: `deliver=new` (default, live), `all`, `last`, `last_per_subject`,
 /// `start_seq=N` or `start_time=<RFC 3339>` (replay from the stream that
-/// stores the subjects, then `caught_up`, then live). Invalid input is
-/// answered with a problem document before the upgrade.
+/// stores the subjects, then `caught_up`, then live). The query's
+/// subscriptions start before the upgrade: invalid input and refusals
+/// (permissions, no stream stores the subjects, JetStream unavailable) are
+/// answered with a problem document instead of `101`.
 ///
 /// **Server frames** (JSON text, one per WebSocket message, each with a `type`):
 /// - `{"type":"message","subject":…,"data":…,"headers":{…}}`: a JSON payload
 ///   arrives as JSON; other UTF-8 as a string with `"encoding":"text"`;
 ///   anything else base64 with `"encoding":"base64"`; `headers` only when
-///   present; `stream`, `seq` and `time` on messages read from a stream.
-/// - `{"type":"subscribed","subject":…,"queue"?:…,"id"?:…}`, `unsubscribed` (same shape)
+///   present; `stream`, `seq` and `time` on messages of stored subjects, live
+///   ones included (resume with `start_seq` = last `seq` + 1).
+/// - `{"type":"subscribed","subject":…,"queue"?:…,"id"?:…}`, `unsubscribed` (same shape;
+///   with `"reason":<error code>` when the server ended the subscription)
 /// - `{"type":"ack","id":…,"subject":…,"stream":…,"seq":…,"duplicate":…}`
 /// - `{"type":"pong","id"?:…}`
-/// - `{"type":"error","code":…,"message":…,"id"?:…}` (the socket stays open)
+/// - `{"type":"error","code":…,"message":…,"id"?:…}` (the socket stays open; a
+///   subscription that fails after it started is followed by `unsubscribed`)
 /// - `{"type":"dropped","count":N}`: N messages were dropped while this
 ///   socket was too slow (policy `drop`).
 /// - `{"type":"caught_up","subject":…,"seq":…}`: replay reached the stream's
-///   end as of subscribe time; live messages follow with no gap.
-/// - `{"type":"gap","from":…,"to":…}`: the requested start had aged out;
-///   delivery resumes at the first stored message.
+///   end as of subscribe time (everything up to `seq` was delivered); live
+///   messages follow with no gap and no duplicate.
+/// - `{"type":"gap","from":…,"to":…}`: stored messages `from`..=`to` will not
+///   be delivered (the requested start had aged out, or they could not be
+///   read back after a NATS reconnect).
 ///
 /// **Client frames** (JSON text): `{"op":"subscribe","subject":…,"queue"?:…,"deliver"?:…,"start_seq"?:…,"start_time"?:…,"id"?:…}`,
 /// `{"op":"unsubscribe","subject":…,"queue"?:…,"id"?:…}`, `{"op":"ping","id"?:…}`,
@@ -75,8 +83,9 @@ use crate::error::ApiError;
     responses(
         (status = 101, description = "Switching protocols: the WebSocket session starts"),
         (status = 400, description = "`invalid_subject`, `invalid_query` or `not_replayable`"),
+        (status = 403, description = "`forbidden`: the token may not subscribe to a subject"),
         (status = 426, description = "`upgrade_required`: not a WebSocket handshake"),
-        (status = 503, description = "`too_many_connections`"),
+        (status = 503, description = "`too_many_connections`, `nats_unavailable`, `jetstream_unavailable` or `jetstream_rejected`"),
     )
 )]
 pub async fn subscribe(
@@ -91,23 +100,26 @@ pub async fn subscribe(
     crate::subscription::check_subject_count(&state, query.subjects.len())?;
     let settings = &state.config.gateway.websocket;
     if let Some(req) = query.request() {
+        // What can be refused without NATS, before anything else.
         for pattern in &req.patterns {
             caller.check_subscribe(pattern)?;
         }
-    }
-    if let Some(req) = query.request().filter(|r| !r.deliver.is_live()) {
-        // Refuse before the upgrade what the subscription would refuse after.
-        if req.queue.is_some() {
-            return Err(ApiError::InvalidQuery(
-                "queue groups are for live delivery (deliver=new) only".into(),
-            ));
+        if !req.deliver.is_live() {
+            let bus = &state.bus;
+            bus.routing().wait_loaded(bus.settings().api_timeout).await;
+            crate::replay::check(bus, &req)?;
         }
-        crate::replay::stream_for(&state.bus, &req.patterns)?;
     }
     let upgrade = upgrade.map_err(|_| ApiError::UpgradeRequired)?;
     let slot = crate::subscription::admit(&state, &caller)?;
     let policy = query.policy.unwrap_or(settings.slow_consumer_policy);
-    let initial = query.request();
+    let outbox = crate::subscription::outbox(&state, policy);
+    let mut subs = Subscriptions::new(state.clone(), caller, outbox);
+    if let Some(req) = query.request() {
+        // Started before the upgrade, so that a refusal (permissions, no
+        // stream, JetStream) is still an HTTP problem the client can read.
+        subs.subscribe(&req, None).await?;
+    }
     let tracked = state.clone();
     Ok(upgrade
         .read_buffer_size(settings.read_buffer_bytes)
@@ -115,8 +127,8 @@ pub async fn subscribe(
         .max_message_size(settings.max_frame_bytes)
         .max_frame_size(settings.max_frame_bytes)
         .on_upgrade(move |socket| {
-            tracked.tasks.track_future(session::run(
-                state, caller, access, socket, initial, policy, slot,
-            ))
+            tracked
+                .tasks
+                .track_future(session::run(state, access, socket, subs, slot))
         }))
 }

@@ -3,7 +3,6 @@
 //! pressure never drops.
 
 use std::borrow::Cow;
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::Utf8Bytes;
@@ -16,7 +15,7 @@ use serde_json::value::RawValue;
 
 use super::query::parse_queue;
 use crate::app::AppState;
-use crate::auth::{Admission, Auth, Principal};
+use crate::auth::{Admission, Auth};
 use crate::bus::{PublishReceipt, Route};
 use crate::error::ApiError;
 use crate::fanout::{CloseReason, Outbox};
@@ -98,9 +97,9 @@ pub fn check_op(text: &[u8]) -> Result<String, ApiError> {
 }
 
 impl Session {
-    pub fn new(state: AppState, caller: Principal, outbox: Arc<Outbox>) -> Self {
+    pub fn new(state: AppState, subs: Subscriptions) -> Self {
         Self {
-            subs: Subscriptions::new(state.clone(), caller, outbox),
+            subs,
             state,
             acks: FuturesOrdered::new(),
         }

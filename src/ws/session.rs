@@ -13,12 +13,11 @@ use tokio_util::sync::CancellationToken;
 use super::ops::Session;
 use super::socket::SharedSocket;
 use crate::app::AppState;
-use crate::auth::{Access, Principal};
-use crate::config::SlowConsumerPolicy;
+use crate::auth::Access;
 use crate::fanout::{Batch, CloseReason, Outbox};
 use crate::frame::Frame;
 use crate::metrics::{GaugeGuard, Metrics};
-use crate::subscription::{Slot, SubscribeRequest};
+use crate::subscription::{Slot, Subscriptions};
 
 /// Frames written before one flush.
 const BATCH: usize = 256;
@@ -36,19 +35,18 @@ pub const TOO_BIG: CloseReason = CloseReason {
     reason: "frame too large",
 };
 
-/// Runs a socket to completion. `_slot` holds its places in the
-/// connection limits until the socket is gone.
+/// Runs a socket to completion with the subscriptions its query started.
+/// `_slot` holds its places in the connection limits until the socket is
+/// gone.
 pub async fn run(
     state: AppState,
-    caller: Principal,
     access: Access,
     socket: WebSocket,
-    initial: Option<SubscribeRequest>,
-    policy: SlowConsumerPolicy,
+    subs: Subscriptions,
     _slot: Slot,
 ) {
     let ws = &state.config.gateway.websocket;
-    let outbox = crate::subscription::outbox(&state, policy);
+    let outbox = subs.outbox().clone();
     let metrics = state.metrics.clone();
     let _open = GaugeGuard::new(metrics.connections.with_label_values(&["ws"]));
     let socket = SharedSocket::new(socket);
@@ -56,13 +54,7 @@ pub async fn run(
     let last_seen = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
 
-    let mut session = Session::new(state.clone(), caller, outbox.clone());
-    if let Some(req) = initial {
-        // Boxed, like every op below: subscribing (hub join, replay setup)
-        // is a large future, and inlined it would sit in every socket's
-        // task for the socket's whole life.
-        Box::pin(session.subscribe(req, None)).await;
-    }
+    let mut session = Session::new(state.clone(), subs);
     let writer = write_loop(
         &socket,
         outbox.clone(),

@@ -30,6 +30,7 @@ mod reload;
 mod replay;
 mod report;
 mod serve;
+mod snapshot;
 mod stats;
 mod storm;
 mod sys;
@@ -58,13 +59,15 @@ struct Args {
     pin: bool,
     idle_sockets: Option<usize>,
     replay_messages: Option<u64>,
+    snapshot_clients: Option<usize>,
     reference: Option<PathBuf>,
 }
 
 fn usage() -> ! {
     eprintln!(
         "usage: bench [--quick] [--reps N] [--window SECS] [--only B1,B2,...] [--out DIR] [--no-pin]\n\
-         \x20            [--sockets N (B7, B13)] [--replay N (B8)] [--reference docs/bench/latest.json]"
+         \x20            [--sockets N (B7, B13)] [--replay N (B8)] [--snapshots N (B12)]\n\
+         \x20            [--reference docs/bench/latest.json]"
     );
     std::process::exit(2)
 }
@@ -79,6 +82,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Args {
         pin: true,
         idle_sockets: None,
         replay_messages: None,
+        snapshot_clients: None,
         reference: None,
     };
     while let Some(arg) = args.next() {
@@ -90,6 +94,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Args {
             "--window" => a.window = Some(value().parse().unwrap_or_else(|_| usage())),
             "--sockets" => a.idle_sockets = Some(value().parse().unwrap_or_else(|_| usage())),
             "--replay" => a.replay_messages = Some(value().parse().unwrap_or_else(|_| usage())),
+            "--snapshots" => a.snapshot_clients = Some(value().parse().unwrap_or_else(|_| usage())),
             "--out" => a.out = PathBuf::from(value()),
             "--reference" => a.reference = Some(PathBuf::from(value())),
             "--only" => {
@@ -121,6 +126,8 @@ pub struct Env {
     pub dir: PathBuf,
     pub idle_sockets: usize,
     pub replay_messages: u64,
+    /// Sockets of the B12 snapshot storm.
+    pub snapshot_clients: usize,
     /// Attempts per pair when other processes load the machine.
     pub attempts: u32,
     /// No re-runs after this, so the whole run keeps its time limit.
@@ -309,6 +316,7 @@ async fn run(args: Args, pin: bool, mut pin_note: String) -> Result<ExitCode> {
         replay_messages: args
             .replay_messages
             .unwrap_or(if quick { 500_000 } else { 1_000_000 }),
+        snapshot_clients: args.snapshot_clients.unwrap_or(1_000),
         attempts: if quick { 2 } else { 3 },
         retry_until: started + Duration::from_secs(if quick { 75 } else { 400 }),
         floors: !quick,
@@ -354,6 +362,10 @@ async fn run(args: Args, pin: bool, mut pin_note: String) -> Result<ExitCode> {
     if wanted("B8") {
         step("B8 replay");
         results.push(replay::b8(&env).await?);
+    }
+    if wanted("B12") {
+        step("B12 snapshot storm");
+        results.push(snapshot::b12(&env).await?);
     }
     if wanted("B7") {
         step("B7 idle socket memory");

@@ -204,6 +204,14 @@ streams:
     max_bytes: -1
     max_age: 0
     duplicate_window: 120
+  BENCH_SNAP:
+    name: "BENCH_SNAP"
+    subjects: ["bench.snap.>"]
+    storage: "file"
+    max_msgs: -1
+    max_bytes: -1
+    max_age: 0
+    duplicate_window: 120
 logging:
   level: "{log_level}"
   format: "text"

@@ -171,7 +171,7 @@ pub async fn b8(env: &Env) -> Result<BenchResult> {
         "msgs/s",
         "direct async-nats ordered pull consumer, default settings",
         Goal::RatioAtLeast,
-        0.60,
+        1.0,
         reps,
     );
     res.note = Some(format!(

@@ -146,7 +146,7 @@ fn route(state: &AppState, info: &async_nats::jetstream::stream::Info) {
     state
         .bus
         .routing()
-        .upsert(StreamRoute::new(&info.config.name, &info.config.subjects));
+        .upsert(StreamRoute::from_config(&info.config));
 }
 
 /// List streams with their configuration and state.
