@@ -41,6 +41,14 @@ pub struct CloseReason {
     pub reason: &'static str,
 }
 
+impl CloseReason {
+    /// A reason that marks an internal outbox closed and never reaches a
+    /// client (so it is not among the documented close codes).
+    const fn internal(reason: &'static str) -> Self {
+        Self { code: 1011, reason }
+    }
+}
+
 /// What the writer gets from [`Outbox::next_batch`].
 #[derive(Debug)]
 pub enum Batch {
@@ -74,11 +82,8 @@ pub const SLOW_CONSUMER: CloseReason = CloseReason {
     reason: "slow consumer",
 };
 
-/// A staging queue filled (never reaches a socket).
-const STAGING_FULL: CloseReason = CloseReason {
-    code: 1008,
-    reason: "replay staging full",
-};
+/// A replay's staging queue filled; the replay replaces it.
+const STAGING_FULL: CloseReason = CloseReason::internal("replay staging full");
 
 impl Outbox {
     pub fn new(limits: OutboxLimits, policy: SlowConsumerPolicy) -> Self {
