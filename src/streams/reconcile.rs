@@ -200,7 +200,10 @@ impl Reconciler {
                     .api(js.create_stream(new_stream_config(name, spec)), about)
                     .await
                 {
-                    Ok(_) => SyncReport::of(SyncStatus::Created),
+                    Ok(stream) => {
+                        route(bus, &stream.cached_info().config);
+                        SyncReport::of(SyncStatus::Created)
+                    }
                     Err(err) => SyncReport::failed(&err),
                 };
             }
@@ -213,11 +216,8 @@ impl Reconciler {
             return SyncReport::of(SyncStatus::InSync);
         }
         let fields: Vec<String> = diffs.iter().map(|d| d.field.clone()).collect();
-        if bus
-            .api(js.update_stream(desired.clone()), about)
-            .await
-            .is_ok()
-        {
+        if let Ok(info) = bus.api(js.update_stream(desired.clone()), about).await {
+            route(bus, &info.config);
             return SyncReport {
                 applied: fields,
                 ..SyncReport::of(SyncStatus::Updated)
@@ -229,7 +229,8 @@ impl Reconciler {
         for mut diff in diffs {
             let candidate = with_field(&working, &desired, &diff.field);
             match bus.api(js.update_stream(candidate.clone()), about).await {
-                Ok(_) => {
+                Ok(info) => {
+                    route(bus, &info.config);
                     working = candidate;
                     report.applied.push(diff.field);
                 }
@@ -404,4 +405,13 @@ mod tests {
         apply_stream(&spec, &mut config, true);
         assert_eq!(config.subjects, ["a.>"]);
     }
+}
+
+/// The routing index learns a stream's subjects the moment reconciliation
+/// changed them, before its status says so: a publish right after a
+/// `created` report is acked by the stream rather than sent to core NATS
+/// until the next refresh.
+fn route(bus: &Bus, config: &jetstream::stream::Config) {
+    bus.routing()
+        .upsert(crate::bus::routing::StreamRoute::from_config(config));
 }
