@@ -358,6 +358,15 @@ fn log_report(kind: &str, name: &str, report: &SyncReport) {
     }
 }
 
+/// The routing index learns a stream's subjects the moment reconciliation
+/// changed them, before its status says so: a publish right after a
+/// `created` report is acked by the stream rather than sent to core NATS
+/// until the next refresh.
+fn route(bus: &Bus, config: &jetstream::stream::Config) {
+    bus.routing()
+        .upsert(crate::bus::routing::StreamRoute::from_config(config));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -405,13 +414,4 @@ mod tests {
         apply_stream(&spec, &mut config, true);
         assert_eq!(config.subjects, ["a.>"]);
     }
-}
-
-/// The routing index learns a stream's subjects the moment reconciliation
-/// changed them, before its status says so: a publish right after a
-/// `created` report is acked by the stream rather than sent to core NATS
-/// until the next refresh.
-fn route(bus: &Bus, config: &jetstream::stream::Config) {
-    bus.routing()
-        .upsert(crate::bus::routing::StreamRoute::from_config(config));
 }
