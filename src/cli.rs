@@ -133,7 +133,7 @@ async fn serve(config: Config, path: PathBuf) -> ExitCode {
 /// connections are checked against it at once.
 #[cfg(unix)]
 pub async fn reload_on_hangup(
-    state: crate::app::AppState,
+    state: crate::state::AppState,
     path: PathBuf,
     mut hangup: tokio::signal::unix::Signal,
 ) {

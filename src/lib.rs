@@ -23,14 +23,17 @@ pub mod protocol;
 pub mod replay;
 pub mod routes;
 pub mod sse;
+pub mod state;
 pub mod stats;
 pub mod streams;
 pub mod subject;
 pub mod subscription;
+pub mod swap;
 pub mod telemetry;
 pub mod trace_context;
 pub mod ws;
 
-pub use app::{AppState, Gateway, build_router};
+pub use app::{Gateway, build_router};
 pub use config::Config;
 pub use error::ApiError;
+pub use state::AppState;

@@ -8,8 +8,8 @@ mod problems;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
-use crate::app::AppState;
 use crate::error::Problem;
+use crate::state::AppState;
 
 #[derive(OpenApi)]
 #[openapi(

@@ -6,9 +6,9 @@ use axum::extract::{ConnectInfo, FromRequestParts, Request};
 use axum::http::request::Parts;
 
 use super::{Access, Admission, Principal};
-use crate::app::AppState;
 use crate::error::ApiError;
 use crate::net::ClientAddr;
+use crate::state::AppState;
 
 /// Routes reachable without a token. The console's files hold no data:
 /// the app asks for a token when the API answers 401.

@@ -7,9 +7,9 @@ use axum::response::{IntoResponse, Response};
 
 use super::extract::SubjectPath;
 use super::nats_headers;
-use crate::app::AppState;
 use crate::auth::Caller;
 use crate::error::ApiError;
+use crate::state::AppState;
 use crate::streams::About;
 use crate::streams::convert::rfc3339;
 

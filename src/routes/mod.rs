@@ -31,8 +31,8 @@ pub use batch::{BatchResponse, LineOutcome, LineResult};
 pub use health::{Health, HealthState};
 pub use publish::{body_limit, receipt_status};
 
-use crate::app::AppState;
 use crate::error::ApiError;
+use crate::state::AppState;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 

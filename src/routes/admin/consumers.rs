@@ -10,11 +10,11 @@ use utoipa::ToSchema;
 
 use super::BODY_LIMIT;
 use super::streams::parse_name;
-use crate::app::AppState;
 use crate::config::ConsumerSpec;
 use crate::error::ApiError;
 use crate::routes::extract::ValidPath;
 use crate::routes::extract::read_json;
+use crate::state::AppState;
 use crate::streams::convert::{consumer_config, consumer_spec, rfc3339};
 use crate::streams::{About, SyncReport};
 use crate::subject::ConsumerName;

@@ -10,10 +10,10 @@ use serde_json::value::RawValue;
 use utoipa::ToSchema;
 
 use super::streams::parse_name;
-use crate::app::AppState;
 use crate::error::ApiError;
 use crate::frame::payload_value;
 use crate::routes::extract::ValidPath;
+use crate::state::AppState;
 use crate::streams::About;
 use crate::streams::convert::rfc3339;
 use crate::subject::Subject;

@@ -19,10 +19,10 @@ pub use consumers::ConsumerView;
 pub use messages::StoredMessage;
 pub use streams::{AccountView, StreamView};
 
-use crate::app::AppState;
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::net::ClientAddr;
+use crate::state::AppState;
 
 /// Largest admin request body (stream and consumer configs are small).
 const BODY_LIMIT: usize = 256 * 1024;

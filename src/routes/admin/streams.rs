@@ -9,12 +9,12 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::BODY_LIMIT;
-use crate::app::AppState;
 use crate::bus::routing::StreamRoute;
 use crate::config::StreamSpec;
 use crate::error::ApiError;
 use crate::routes::extract::ValidPath;
 use crate::routes::extract::read_json;
+use crate::state::AppState;
 use crate::streams::convert::{apply_stream, new_stream_config, rfc3339, stream_spec};
 use crate::streams::{About, SyncReport};
 use crate::subject::StreamName;
