@@ -47,7 +47,7 @@ const EXIT_CONFIG: u8 = 2;
 pub async fn run(cli: Cli) -> ExitCode {
     match &cli.command {
         Some(Command::Openapi) => {
-            println!("{}", crate::openapi::to_pretty_json());
+            println!("{}", crate::routes::document_json());
             return ExitCode::SUCCESS;
         }
         Some(Command::Asyncapi) => {
