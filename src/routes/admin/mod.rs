@@ -6,7 +6,6 @@
 
 mod consumers;
 mod messages;
-mod params;
 mod streams;
 
 use axum::Router;

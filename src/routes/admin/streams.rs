@@ -12,8 +12,8 @@ use super::BODY_LIMIT;
 use crate::bus::routing::StreamRoute;
 use crate::config::StreamSpec;
 use crate::error::ApiError;
-use crate::routes::extract::ValidPath;
 use crate::routes::extract::read_json;
+use crate::routes::extract::{StreamPath, valid_name};
 use crate::state::AppState;
 use crate::streams::convert::{apply_stream, new_stream_config, rfc3339, stream_spec};
 use crate::streams::{About, SyncReport};
@@ -86,13 +86,6 @@ pub struct PurgeRequest {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PurgeResult {
     pub purged: u64,
-}
-
-pub(super) fn parse_name(name: &str) -> Result<StreamName, ApiError> {
-    StreamName::parse(name).map_err(|reason| ApiError::InvalidName {
-        name: name.chars().take(128).collect(),
-        reason,
-    })
 }
 
 fn invalid_config(field: String, message: String) -> ApiError {
@@ -189,7 +182,7 @@ pub async fn create_stream(
         .name
         .clone()
         .ok_or_else(|| invalid_config("name".into(), "is required".into()))?;
-    let name = parse_name(&name)?;
+    let name = valid_name(&name, StreamName::parse)?;
     let js = state.bus.jetstream();
     let about = About::Stream(name.as_str());
     // Create-only: NATS answers a create of an identical existing stream
@@ -216,7 +209,7 @@ pub async fn create_stream(
 
 /// Get one stream.
 #[utoipa::path(get, path = "/admin/streams/{name}", tag = "admin",
-    params(super::params::StreamPath),
+    params(StreamPath),
     responses(
         (status = 200, description = "The stream", body = StreamView),
         (status = 400, description = "`invalid_name`"),
@@ -225,9 +218,8 @@ pub async fn create_stream(
     ))]
 pub async fn get_stream(
     State(state): State<AppState>,
-    ValidPath(name): ValidPath<String>,
+    StreamPath { name }: StreamPath,
 ) -> Result<Json<StreamView>, ApiError> {
-    let name = parse_name(&name)?;
     let stream = state
         .bus
         .api(
@@ -244,7 +236,7 @@ pub async fn get_stream(
 /// exactly); keys left out keep theirs. Changes NATS cannot make in place
 /// (e.g. `storage`) are refused with its reason.
 #[utoipa::path(put, path = "/admin/streams/{name}", tag = "admin",
-    params(super::params::StreamPath),
+    params(StreamPath),
     request_body(content = StreamSpec, description = "Keys to change; `subjects` is required"),
     responses(
         (status = 200, description = "Updated", body = StreamView),
@@ -256,11 +248,10 @@ pub async fn get_stream(
     ))]
 pub async fn update_stream(
     State(state): State<AppState>,
-    ValidPath(name): ValidPath<String>,
+    StreamPath { name }: StreamPath,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<StreamView>, ApiError> {
-    let name = parse_name(&name)?;
     let spec = read_spec(&headers, body, Some(name.as_str())).await?;
     let about = About::Stream(name.as_str());
     let js = state.bus.jetstream();
@@ -277,7 +268,7 @@ pub async fn update_stream(
 /// A stream the config declares is created again (empty) on the gateway's
 /// next reconnect.
 #[utoipa::path(delete, path = "/admin/streams/{name}", tag = "admin",
-    params(super::params::StreamPath),
+    params(StreamPath),
     responses(
         (status = 204, description = "Deleted"),
         (status = 400, description = "`invalid_name`"),
@@ -286,9 +277,8 @@ pub async fn update_stream(
     ))]
 pub async fn delete_stream(
     State(state): State<AppState>,
-    ValidPath(name): ValidPath<String>,
+    StreamPath { name }: StreamPath,
 ) -> Result<StatusCode, ApiError> {
-    let name = parse_name(&name)?;
     let about = About::Stream(name.as_str());
     state
         .bus
@@ -304,7 +294,7 @@ pub async fn delete_stream(
 /// subject (wildcards allowed); `keep` keeps the newest N; `seq` purges
 /// everything below that sequence. `keep` and `seq` exclude each other.
 #[utoipa::path(post, path = "/admin/streams/{name}/purge", tag = "admin",
-    params(super::params::StreamPath),
+    params(StreamPath),
     request_body(content = Option<PurgeRequest>, description = "What to purge"),
     responses(
         (status = 200, description = "Purged", body = PurgeResult),
@@ -314,11 +304,10 @@ pub async fn delete_stream(
     ))]
 pub async fn purge_stream(
     State(state): State<AppState>,
-    ValidPath(name): ValidPath<String>,
+    StreamPath { name }: StreamPath,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<PurgeResult>, ApiError> {
-    let name = parse_name(&name)?;
     let request: PurgeRequest = match headers.get(axum::http::header::CONTENT_LENGTH) {
         Some(len) if len == "0" => PurgeRequest::default(),
         None if !headers.contains_key(axum::http::header::CONTENT_TYPE) => PurgeRequest::default(),
