@@ -39,10 +39,52 @@ control ops, close codes) are described by the AsyncAPI 3.0 document at \
 )]
 struct ApiDoc;
 
-/// The shared responses (`components/responses`) the auth, limit and
-/// timeout layers can give: name and description. Which operation gets
-/// which follows from its route group (`routes::Policy::document`).
+/// Responses many operations share. The constants are the
+/// `components/responses` the auth, limit and timeout layers can give (name
+/// and description; which operation gets which follows from its route
+/// group, `routes::Policy::document`). The types are error responses the
+/// handlers declare, inlined: `responses((status = 200, ...), Unavailable)`.
+/// Their problem bodies come from the codes they name (`problems`).
 pub mod responses {
+    /// 503: NATS or its JetStream API is unreachable.
+    #[derive(utoipa::IntoResponses)]
+    #[response(
+        status = 503,
+        description = "`nats_unavailable` or `jetstream_unavailable`"
+    )]
+    pub struct Unavailable;
+
+    /// 400: a stream or consumer name in the path breaks the naming rule.
+    #[derive(utoipa::IntoResponses)]
+    #[response(status = 400, description = "`invalid_name`")]
+    pub struct InvalidName;
+
+    /// 404: the stream in the path does not exist.
+    #[derive(utoipa::IntoResponses)]
+    #[response(status = 404, description = "`stream_not_found`")]
+    pub struct StreamNotFound;
+
+    /// 404: the stream or the message in the path does not exist.
+    #[derive(utoipa::IntoResponses)]
+    #[response(
+        status = 404,
+        description = "`stream_not_found` or `message_not_found`"
+    )]
+    pub struct MessageNotFound;
+
+    /// 404: the stream or the consumer in the path does not exist.
+    #[derive(utoipa::IntoResponses)]
+    #[response(
+        status = 404,
+        description = "`stream_not_found` or `consumer_not_found`"
+    )]
+    pub struct ConsumerNotFound;
+
+    /// 415: a JSON body sent with another media type.
+    #[derive(utoipa::IntoResponses)]
+    #[response(status = 415, description = "`unsupported_media_type`")]
+    pub struct UnsupportedMediaType;
+
     pub const UNAUTHORIZED: (&str, &str) = (
         "Unauthorized",
         "`unauthorized`: missing or unknown bearer token (with `WWW-Authenticate: Bearer`)",

@@ -11,6 +11,9 @@ use utoipa::ToSchema;
 use super::BODY_LIMIT;
 use crate::config::ConsumerSpec;
 use crate::error::ApiError;
+use crate::openapi::responses::{
+    ConsumerNotFound, InvalidName, StreamNotFound, Unavailable, UnsupportedMediaType,
+};
 use crate::routes::extract::read_json;
 use crate::routes::extract::{ConsumerPath, StreamPath};
 use crate::state::AppState;
@@ -71,9 +74,9 @@ fn view(state: &AppState, info: &async_nats::jetstream::consumer::Info) -> Consu
     params(StreamPath),
     responses(
         (status = 200, description = "The consumers", body = Vec<ConsumerView>),
-        (status = 400, description = "`invalid_name`"),
-        (status = 404, description = "`stream_not_found`"),
-        (status = 503, description = "`nats_unavailable` or `jetstream_unavailable`"),
+        InvalidName,
+        StreamNotFound,
+        Unavailable,
     ))]
 pub async fn list_consumers(
     State(state): State<AppState>,
@@ -103,10 +106,10 @@ pub async fn list_consumers(
     responses(
         (status = 201, description = "Created", body = ConsumerView),
         (status = 400, description = "`invalid_consumer_config` (names the field), `invalid_name` or `jetstream_rejected`"),
-        (status = 404, description = "`stream_not_found`"),
+        StreamNotFound,
         (status = 409, description = "`consumer_exists`"),
-        (status = 415, description = "`unsupported_media_type`"),
-        (status = 503, description = "`nats_unavailable` or `jetstream_unavailable`"),
+        UnsupportedMediaType,
+        Unavailable,
     ))]
 pub async fn create_consumer(
     State(state): State<AppState>,
@@ -159,9 +162,9 @@ pub async fn create_consumer(
     params(StreamPath, ConsumerPath),
     responses(
         (status = 200, description = "The consumer", body = ConsumerView),
-        (status = 400, description = "`invalid_name`"),
-        (status = 404, description = "`stream_not_found` or `consumer_not_found`"),
-        (status = 503, description = "`nats_unavailable` or `jetstream_unavailable`"),
+        InvalidName,
+        ConsumerNotFound,
+        Unavailable,
     ))]
 pub async fn get_consumer(
     State(state): State<AppState>,
@@ -182,9 +185,9 @@ pub async fn get_consumer(
     params(StreamPath, ConsumerPath),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 400, description = "`invalid_name`"),
-        (status = 404, description = "`stream_not_found` or `consumer_not_found`"),
-        (status = 503, description = "`nats_unavailable` or `jetstream_unavailable`"),
+        InvalidName,
+        ConsumerNotFound,
+        Unavailable,
     ))]
 pub async fn delete_consumer(
     State(state): State<AppState>,

@@ -11,6 +11,7 @@ use utoipa::ToSchema;
 
 use crate::error::ApiError;
 use crate::frame::payload_value;
+use crate::openapi::responses::{InvalidName, MessageNotFound, Unavailable};
 use crate::routes::extract::{StreamPath, ValidPath};
 use crate::state::AppState;
 use crate::streams::About;
@@ -74,9 +75,9 @@ fn stored(stream: &str, msg: async_nats::jetstream::message::StreamMessage) -> S
     params(StreamPath, ("seq" = u64, Path, description = "Stream sequence")),
     responses(
         (status = 200, description = "The message", body = StoredMessage),
-        (status = 400, description = "`invalid_name`"),
-        (status = 404, description = "`stream_not_found` or `message_not_found`"),
-        (status = 503, description = "`nats_unavailable` or `jetstream_unavailable`"),
+        InvalidName,
+        MessageNotFound,
+        Unavailable,
     ))]
 pub async fn get_message(
     State(state): State<AppState>,
@@ -95,9 +96,9 @@ pub async fn get_message(
     params(StreamPath, ("seq" = u64, Path, description = "Stream sequence")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 400, description = "`invalid_name`"),
-        (status = 404, description = "`stream_not_found` or `message_not_found`"),
-        (status = 503, description = "`nats_unavailable` or `jetstream_unavailable`"),
+        InvalidName,
+        MessageNotFound,
+        Unavailable,
     ))]
 pub async fn delete_message(
     State(state): State<AppState>,
@@ -117,8 +118,8 @@ pub async fn delete_message(
     responses(
         (status = 200, description = "The message", body = StoredMessage),
         (status = 400, description = "`invalid_name` or `invalid_subject`"),
-        (status = 404, description = "`stream_not_found` or `message_not_found`"),
-        (status = 503, description = "`nats_unavailable` or `jetstream_unavailable`"),
+        MessageNotFound,
+        Unavailable,
     ))]
 pub async fn last_message(
     State(state): State<AppState>,

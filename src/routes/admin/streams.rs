@@ -12,6 +12,7 @@ use super::BODY_LIMIT;
 use crate::bus::routing::StreamRoute;
 use crate::config::StreamSpec;
 use crate::error::ApiError;
+use crate::openapi::responses::{InvalidName, StreamNotFound, Unavailable, UnsupportedMediaType};
 use crate::routes::extract::read_json;
 use crate::routes::extract::{StreamPath, valid_name};
 use crate::state::AppState;
@@ -146,7 +147,7 @@ fn route(state: &AppState, info: &async_nats::jetstream::stream::Info) {
 #[utoipa::path(get, path = "/admin/streams", tag = "admin",
     responses(
         (status = 200, description = "All streams", body = Vec<StreamView>),
-        (status = 503, description = "`nats_unavailable` or `jetstream_unavailable`"),
+        Unavailable,
     ))]
 pub async fn list_streams(
     State(state): State<AppState>,
@@ -169,8 +170,8 @@ pub async fn list_streams(
         (status = 201, description = "Created", body = StreamView),
         (status = 400, description = "`invalid_stream_config` (names the field) or `invalid_name`"),
         (status = 409, description = "`stream_exists` or `subjects_overlap`"),
-        (status = 415, description = "`unsupported_media_type`"),
-        (status = 503, description = "`nats_unavailable` or `jetstream_unavailable`"),
+        UnsupportedMediaType,
+        Unavailable,
     ))]
 pub async fn create_stream(
     State(state): State<AppState>,
@@ -212,9 +213,9 @@ pub async fn create_stream(
     params(StreamPath),
     responses(
         (status = 200, description = "The stream", body = StreamView),
-        (status = 400, description = "`invalid_name`"),
-        (status = 404, description = "`stream_not_found`"),
-        (status = 503, description = "`nats_unavailable` or `jetstream_unavailable`"),
+        InvalidName,
+        StreamNotFound,
+        Unavailable,
     ))]
 pub async fn get_stream(
     State(state): State<AppState>,
@@ -241,10 +242,10 @@ pub async fn get_stream(
     responses(
         (status = 200, description = "Updated", body = StreamView),
         (status = 400, description = "`invalid_stream_config`, `invalid_name` or `jetstream_rejected`"),
-        (status = 404, description = "`stream_not_found`"),
+        StreamNotFound,
         (status = 409, description = "`subjects_overlap`"),
-        (status = 415, description = "`unsupported_media_type`"),
-        (status = 503, description = "`nats_unavailable` or `jetstream_unavailable`"),
+        UnsupportedMediaType,
+        Unavailable,
     ))]
 pub async fn update_stream(
     State(state): State<AppState>,
@@ -271,9 +272,9 @@ pub async fn update_stream(
     params(StreamPath),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 400, description = "`invalid_name`"),
-        (status = 404, description = "`stream_not_found`"),
-        (status = 503, description = "`nats_unavailable` or `jetstream_unavailable`"),
+        InvalidName,
+        StreamNotFound,
+        Unavailable,
     ))]
 pub async fn delete_stream(
     State(state): State<AppState>,
@@ -299,8 +300,8 @@ pub async fn delete_stream(
     responses(
         (status = 200, description = "Purged", body = PurgeResult),
         (status = 400, description = "`invalid_body`, `invalid_subject` or `invalid_name`"),
-        (status = 404, description = "`stream_not_found`"),
-        (status = 503, description = "`nats_unavailable` or `jetstream_unavailable`"),
+        StreamNotFound,
+        Unavailable,
     ))]
 pub async fn purge_stream(
     State(state): State<AppState>,
@@ -351,7 +352,7 @@ pub async fn purge_stream(
 #[utoipa::path(get, path = "/admin/jetstream", tag = "admin",
     responses(
         (status = 200, description = "Usage and limits", body = AccountView),
-        (status = 503, description = "`nats_unavailable` or `jetstream_unavailable`"),
+        Unavailable,
     ))]
 pub async fn account(State(state): State<AppState>) -> Result<Json<AccountView>, ApiError> {
     let account = state
