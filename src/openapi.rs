@@ -5,10 +5,12 @@
 //! `cargo run -q -- openapi > openapi/openapi.json`).
 
 pub mod bodies;
+mod parameters;
 mod problems;
 
 use utoipa::OpenApi as _;
 use utoipa::openapi::OpenApi;
+use utoipa::openapi::path::Operation;
 
 use crate::error::Problem;
 
@@ -149,5 +151,20 @@ pub fn complete(operations: OpenApi) -> OpenApi {
     doc.merge(operations);
     declare_security(&mut doc);
     problems::complete(&mut doc);
+    parameters::drop_null_types(&mut doc);
     doc
+}
+
+/// Every operation of the document.
+pub fn operations_mut(doc: &mut OpenApi) -> impl Iterator<Item = &mut Operation> {
+    doc.paths.paths.values_mut().flat_map(|item| {
+        [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+        ]
+        .into_iter()
+        .flatten()
+    })
 }

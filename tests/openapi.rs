@@ -280,3 +280,22 @@ async fn rejections_below_the_handlers_are_problem_documents_too() {
         (StatusCode::BAD_REQUEST, "invalid_path")
     );
 }
+
+#[test]
+fn no_parameter_is_typed_null() {
+    // A header, query or path value is a string on the wire, never JSON
+    // null; Swagger UI shows `["string", "null"]` as "stringnull".
+    let doc = committed();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            for param in op["parameters"].as_array().into_iter().flatten() {
+                let schema = param["schema"].to_string();
+                assert!(
+                    !schema.contains("\"null\""),
+                    "{method} {path} {}: {schema}",
+                    param["name"]
+                );
+            }
+        }
+    }
+}

@@ -69,18 +69,8 @@ impl Policy {
     /// security requirement and the responses the layers can give (401,
     /// 403, 429; 408 when timed).
     pub fn document(self, doc: &mut OpenApi) {
-        for item in doc.paths.paths.values_mut() {
-            for op in [
-                &mut item.get,
-                &mut item.put,
-                &mut item.post,
-                &mut item.delete,
-            ]
-            .into_iter()
-            .flatten()
-            {
-                self.document_operation(op);
-            }
+        for op in crate::openapi::operations_mut(doc) {
+            self.document_operation(op);
         }
     }
 
