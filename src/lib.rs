@@ -2,8 +2,10 @@
 //!
 //! Module map: [`config`] loads the YAML file, [`bus`] owns the NATS
 //! connection (publish, request, routing index), [`routes`] holds one module
-//! per HTTP resource, [`error`] renders every failure as problem+json, and
-//! [`subject`] validates every name before it reaches NATS.
+//! per HTTP resource and mounts them in policy groups, [`state`] is what
+//! every handler shares, [`app`] serves the router, [`error`] renders every
+//! failure as problem+json, and [`subject`] validates every name before it
+//! reaches NATS.
 
 pub mod app;
 pub mod asyncapi;

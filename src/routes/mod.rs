@@ -92,14 +92,12 @@ pub fn document_json() -> String {
 fn served(state: &AppState) -> (Router<AppState>, OpenApi) {
     let mut router = Router::new();
     let mut doc = OpenApi::default();
-    for policy in Policy::ALL {
-        if policy == Policy::Admin && !state.config.admin.enabled {
-            continue;
-        }
-        let (mut routes, part) = split(policy);
-        if policy == Policy::Admin {
-            routes = admin::guard(routes, state.clone());
-        }
+    let admin = state.config.admin.enabled;
+    for policy in Policy::ALL
+        .into_iter()
+        .filter(|p| admin || *p != Policy::Admin)
+    {
+        let (routes, part) = split(policy);
         router = router.merge(policy.mount(routes, state));
         doc.merge(part);
     }

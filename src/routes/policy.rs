@@ -52,10 +52,16 @@ impl Policy {
         self != Policy::Streaming
     }
 
-    /// Wraps a group's routes in the group's per-request layer. The 405
-    /// answer is set first so that it passes the same layer (axum does not
-    /// layer a fallback added afterwards).
+    /// Wraps a group's routes in the group's layers: the admin check for
+    /// the admin group, then the per-request layer every group has. The
+    /// 405 answer is set first so that it passes the per-request layer
+    /// (axum does not layer a fallback added afterwards).
     pub fn mount(self, routes: Router<AppState>, state: &AppState) -> Router<AppState> {
+        let routes = if self == Policy::Admin {
+            super::admin::guard(routes, state.clone())
+        } else {
+            routes
+        };
         let gate = Gate {
             state: state.clone(),
             policy: self,
