@@ -203,7 +203,15 @@ async fn every_operation_answers_as_its_group_promises() {
 #[tokio::test]
 async fn the_non_api_public_routes_need_no_token_and_unknown_paths_do() {
     let (_nats, app) = secured().await;
-    for path in ["/openapi.json", "/asyncapi.json", "/docs/", "/console/"] {
+    for path in [
+        "/openapi.json",
+        "/asyncapi.json",
+        "/docs",
+        "/docs/",
+        "/console",
+        "/console/",
+        "/console/index.html",
+    ] {
         assert_eq!(
             call(&app, &Method::GET, path, None).await,
             StatusCode::OK,
