@@ -1,118 +1,18 @@
-//! Application wiring: shared state, the router, and the serve/shutdown
-//! lifecycle. `build_router` needs no socket, so tests can drive it directly.
+//! Application wiring: the router and the serve/shutdown lifecycle (the
+//! shared state is [`crate::state`]). `build_router` needs no socket, so
+//! tests can drive it directly.
 
 use std::net::SocketAddr;
-use std::ops::Deref;
 use std::sync::Arc;
 
 use axum::Router;
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch};
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
-use crate::auth::Auth;
-use crate::bus::{self, Bus};
+use crate::bus;
 use crate::config::Config;
-use crate::fanout::Hub;
 use crate::metrics::Metrics;
-use crate::streams::Reconciler;
-
-/// State shared by every handler; cheap to clone.
-#[derive(Clone)]
-pub struct AppState(Arc<Inner>);
-
-pub struct Inner {
-    pub config: Arc<Config>,
-    pub bus: Arc<Bus>,
-    /// Cancelled when the gateway starts shutting down; long-lived tasks
-    /// (sockets, the monitor) watch it.
-    pub shutdown: CancellationToken,
-    /// Tracks long-lived tasks so shutdown can wait for them.
-    pub tasks: TaskTracker,
-    /// Fan-out of NATS subscriptions to sockets.
-    pub hub: Arc<Hub>,
-    /// One permit per WebSocket connection (`gateway.websocket.max_connections`).
-    pub ws_slots: Arc<Semaphore>,
-    /// Keeps the declared streams and consumers in shape (replaced on reload).
-    pub reconciler: Arc<Swap<Reconciler>>,
-    /// Tokens, tickets, rate limits, CORS origins and admin networks
-    /// (replaced on reload; read those from here, not from `config`).
-    pub auth: Swap<Auth>,
-    pub metrics: Arc<Metrics>,
-    /// Traffic rates of the last minutes (`GET /stats`).
-    pub stats: crate::stats::History,
-}
-
-/// A value replaced whole while readers keep the one they loaded; long-lived
-/// readers can [`watch`](Swap::watch) for replacements.
-pub struct Swap<T>(watch::Sender<Arc<T>>);
-
-impl<T> Swap<T> {
-    pub fn new(value: T) -> Self {
-        Self(watch::Sender::new(Arc::new(value)))
-    }
-
-    pub fn load(&self) -> Arc<T> {
-        self.0.borrow().clone()
-    }
-
-    pub fn store(&self, value: T) {
-        self.0.send_replace(Arc::new(value));
-    }
-
-    /// A receiver that has seen the current value and wakes on the next.
-    pub fn watch(&self) -> watch::Receiver<Arc<T>> {
-        self.0.subscribe()
-    }
-}
-
-impl Deref for AppState {
-    type Target = Inner;
-
-    fn deref(&self) -> &Inner {
-        &self.0
-    }
-}
-
-impl AppState {
-    /// Applies a re-read config file (SIGHUP): what
-    /// [`APPLIED_ON_RELOAD`](crate::config::APPLIED_ON_RELOAD) lists. Open
-    /// sockets and event streams check themselves against the new auth
-    /// state as soon as it is stored. Returns the changed keys that need a
-    /// restart.
-    pub fn reload(&self, fresh: &Config) -> Vec<&'static str> {
-        let auth = self.auth.load().reloaded(fresh);
-        self.auth.store(auth);
-        self.reconciler.store(Reconciler::new(fresh));
-        self.bus.request_refresh();
-        self.config.restart_needed(fresh)
-    }
-
-    pub fn new(config: Arc<Config>, bus: Arc<Bus>, shutdown: CancellationToken) -> Self {
-        let metrics = bus.metrics().clone();
-        let hub = Arc::new(Hub::new(
-            bus.clone(),
-            bus.settings().send_timeout,
-            metrics.clone(),
-        ));
-        let ws_slots = Arc::new(Semaphore::new(config.gateway.websocket.max_connections));
-        let reconciler = Arc::new(Swap::new(Reconciler::new(&config)));
-        let auth = Swap::new(Auth::from_config(&config));
-        Self(Arc::new(Inner {
-            config,
-            bus,
-            shutdown,
-            tasks: TaskTracker::new(),
-            hub,
-            ws_slots,
-            reconciler,
-            auth,
-            metrics,
-            stats: Default::default(),
-        }))
-    }
-}
+use crate::state::AppState;
 
 /// Every route of the gateway, with its fallbacks and layers.
 pub fn build_router(state: AppState) -> Router {

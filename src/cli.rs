@@ -47,7 +47,7 @@ const EXIT_CONFIG: u8 = 2;
 pub async fn run(cli: Cli) -> ExitCode {
     match &cli.command {
         Some(Command::Openapi) => {
-            println!("{}", crate::openapi::to_pretty_json());
+            println!("{}", crate::routes::document_json());
             return ExitCode::SUCCESS;
         }
         Some(Command::Asyncapi) => {
@@ -133,7 +133,7 @@ async fn serve(config: Config, path: PathBuf) -> ExitCode {
 /// connections are checked against it at once.
 #[cfg(unix)]
 pub async fn reload_on_hangup(
-    state: crate::app::AppState,
+    state: crate::state::AppState,
     path: PathBuf,
     mut hangup: tokio::signal::unix::Signal,
 ) {

@@ -2,8 +2,10 @@
 //!
 //! Module map: [`config`] loads the YAML file, [`bus`] owns the NATS
 //! connection (publish, request, routing index), [`routes`] holds one module
-//! per HTTP resource, [`error`] renders every failure as problem+json, and
-//! [`subject`] validates every name before it reaches NATS.
+//! per HTTP resource and mounts them in policy groups, [`state`] is what
+//! every handler shares, [`app`] serves the router, [`error`] renders every
+//! failure as problem+json, and [`subject`] validates every name before it
+//! reaches NATS.
 
 pub mod app;
 pub mod asyncapi;
@@ -23,14 +25,17 @@ pub mod protocol;
 pub mod replay;
 pub mod routes;
 pub mod sse;
+pub mod state;
 pub mod stats;
 pub mod streams;
 pub mod subject;
 pub mod subscription;
+pub mod swap;
 pub mod telemetry;
 pub mod trace_context;
 pub mod ws;
 
-pub use app::{AppState, Gateway, build_router};
+pub use app::{Gateway, build_router};
 pub use config::Config;
 pub use error::ApiError;
+pub use state::AppState;

@@ -1,17 +1,20 @@
-//! The OpenAPI 3.1 document, generated from the handlers' annotations.
-//! `openapi/openapi.json` in the repository is this document; a test fails
-//! when they drift (regenerate with `cargo run -q -- openapi > openapi/openapi.json`).
+//! The OpenAPI 3.1 document's common parts: info, tags, shared responses,
+//! problem bodies and examples. The routes assemble the document
+//! (`routes::document`); `openapi/openapi.json` in the repository is it, and
+//! a test fails when they drift (regenerate with
+//! `cargo run -q -- openapi > openapi/openapi.json`).
 
 pub mod bodies;
+mod parameters;
 mod problems;
 
-use utoipa::OpenApi;
-use utoipa_axum::router::OpenApiRouter;
+use utoipa::OpenApi as _;
+use utoipa::openapi::OpenApi;
+use utoipa::openapi::path::Operation;
 
-use crate::app::AppState;
 use crate::error::Problem;
 
-#[derive(OpenApi)]
+#[derive(utoipa::OpenApi)]
 #[openapi(
     info(
         title = "MarketPrism message broker",
@@ -38,129 +41,130 @@ control ops, close codes) are described by the AsyncAPI 3.0 document at \
 )]
 struct ApiDoc;
 
-/// Declares the bearer scheme and requires it on every operation but the
-/// public ones (so Swagger UI's "Authorize" sends the token everywhere it is
-/// needed), and adds the responses the auth and limit layers can give:
-/// 401/403/429 (not on the public routes) and 408 (not on the long-lived
-/// streams).
-struct Security;
+/// Responses many operations share. The constants are the
+/// `components/responses` the auth, limit and timeout layers can give (name
+/// and description; which operation gets which follows from its route
+/// group, `routes::Policy::document`). The types are error responses the
+/// handlers declare, inlined: `responses((status = 200, ...), Unavailable)`.
+/// Their problem bodies come from the codes they name (`problems`).
+pub mod responses {
+    /// 503: NATS or its JetStream API is unreachable.
+    #[derive(utoipa::IntoResponses)]
+    #[response(
+        status = 503,
+        description = "`nats_unavailable` or `jetstream_unavailable`"
+    )]
+    pub struct Unavailable;
 
-const PUBLIC: [&str; 3] = ["/healthz", "/livez", "/metrics"];
+    /// 400: a stream or consumer name in the path breaks the naming rule.
+    #[derive(utoipa::IntoResponses)]
+    #[response(status = 400, description = "`invalid_name`")]
+    pub struct InvalidName;
 
-// The shared responses (`components/responses`): name and description.
-const UNAUTHORIZED: (&str, &str) = (
-    "Unauthorized",
-    "`unauthorized`: missing or unknown bearer token (with `WWW-Authenticate: Bearer`)",
-);
-const FORBIDDEN: (&str, &str) = (
-    "Forbidden",
-    "`forbidden`: the token may not use this subject or route",
-);
-const ADMIN_FORBIDDEN: (&str, &str) = (
-    "AdminForbidden",
-    "`forbidden`: the token lacks `admin: true`; or `admin_forbidden`: open mode, and the client is outside `admin.allowed_networks`",
-);
-const SOCKET_FORBIDDEN: (&str, &str) = (
-    "SocketForbidden",
-    "`forbidden`: the token may not subscribe to the subject; or `forbidden_origin`: a browser page from an origin not in `cors.allowed_origins`",
-);
-const TOO_MANY_REQUESTS: (&str, &str) = (
-    "TooManyRequests",
-    "`rate_limited` (with `Retry-After`) or `quota_exceeded`",
-);
-const TIMEOUT: (&str, &str) = (
-    "Timeout",
-    "`timeout`: the request did not complete within `gateway.http.request_timeout_ms`",
-);
-const STREAMING: [&str; 2] = ["/subscribe", "/events"];
+    /// 404: the stream in the path does not exist.
+    #[derive(utoipa::IntoResponses)]
+    #[response(status = 404, description = "`stream_not_found`")]
+    pub struct StreamNotFound;
 
-impl utoipa::Modify for Security {
-    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::security::{
-            Http, HttpAuthScheme, SecurityRequirement, SecurityScheme,
-        };
-        use utoipa::openapi::{Ref, Response};
-        let components = doc.components.get_or_insert_with(Default::default);
-        let mut bearer = Http::new(HttpAuthScheme::Bearer);
-        bearer.description = Some(
-            "A token from `auth.tokens` (open mode: none needed). Browsers use `POST /auth/ticket` and `?ticket=` on `/subscribe` and `/events`.".into(),
-        );
-        components.add_security_scheme("bearer", SecurityScheme::Http(bearer));
-        for (name, text) in [
-            UNAUTHORIZED,
-            FORBIDDEN,
-            ADMIN_FORBIDDEN,
-            SOCKET_FORBIDDEN,
-            TOO_MANY_REQUESTS,
-            TIMEOUT,
-        ] {
-            components
-                .responses
-                .insert(name.into(), Response::new(text).into());
-        }
-        let bearer = || vec![SecurityRequirement::new("bearer", Vec::<String>::new())];
-        doc.security = Some(bearer());
-        for (path, item) in doc.paths.paths.iter_mut() {
-            let public = PUBLIC.contains(&path.as_str());
-            let streaming = STREAMING.contains(&path.as_str());
-            let admin = path.starts_with("/admin/");
-            for op in [
-                &mut item.get,
-                &mut item.put,
-                &mut item.post,
-                &mut item.delete,
-            ]
-            .into_iter()
-            .flatten()
-            {
-                if public {
-                    op.security = Some(Vec::new());
-                    continue;
-                }
-                op.security = Some(bearer());
-                let responses = &mut op.responses.responses;
-                let mut add = |status: &str, (name, _): (&str, &str)| {
-                    responses
-                        .entry(status.to_owned())
-                        .or_insert_with(|| Ref::from_response_name(name).into());
-                };
-                add("401", UNAUTHORIZED);
-                add(
-                    "403",
-                    match (admin, streaming) {
-                        (true, _) => ADMIN_FORBIDDEN,
-                        (_, true) => SOCKET_FORBIDDEN,
-                        _ => FORBIDDEN,
-                    },
-                );
-                add("429", TOO_MANY_REQUESTS);
-                if !streaming {
-                    add("408", TIMEOUT);
-                }
-            }
-        }
+    /// 404: the stream or the message in the path does not exist.
+    #[derive(utoipa::IntoResponses)]
+    #[response(
+        status = 404,
+        description = "`stream_not_found` or `message_not_found`"
+    )]
+    pub struct MessageNotFound;
+
+    /// 404: the stream or the consumer in the path does not exist.
+    #[derive(utoipa::IntoResponses)]
+    #[response(
+        status = 404,
+        description = "`stream_not_found` or `consumer_not_found`"
+    )]
+    pub struct ConsumerNotFound;
+
+    /// 415: a JSON body sent with another media type.
+    #[derive(utoipa::IntoResponses)]
+    #[response(status = 415, description = "`unsupported_media_type`")]
+    pub struct UnsupportedMediaType;
+
+    pub const UNAUTHORIZED: (&str, &str) = (
+        "Unauthorized",
+        "`unauthorized`: missing or unknown bearer token (with `WWW-Authenticate: Bearer`)",
+    );
+    pub const FORBIDDEN: (&str, &str) = (
+        "Forbidden",
+        "`forbidden`: the token may not use this subject or route",
+    );
+    pub const ADMIN_FORBIDDEN: (&str, &str) = (
+        "AdminForbidden",
+        "`forbidden`: the token lacks `admin: true`; or `admin_forbidden`: open mode, and the client is outside `admin.allowed_networks`",
+    );
+    pub const SOCKET_FORBIDDEN: (&str, &str) = (
+        "SocketForbidden",
+        "`forbidden`: the token may not subscribe to the subject; or `forbidden_origin`: a browser page from an origin not in `cors.allowed_origins`",
+    );
+    pub const TOO_MANY_REQUESTS: (&str, &str) = (
+        "TooManyRequests",
+        "`rate_limited` (with `Retry-After`) or `quota_exceeded`",
+    );
+    pub const TIMEOUT: (&str, &str) = (
+        "Timeout",
+        "`timeout`: the request did not complete within `gateway.http.request_timeout_ms`",
+    );
+}
+
+/// Declares the bearer scheme, requires it by default (so Swagger UI's
+/// "Authorize" sends the token everywhere it is needed; the public
+/// operations say they need none), and declares the shared responses.
+fn declare_security(doc: &mut OpenApi) {
+    use utoipa::openapi::Response;
+    use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, SecurityScheme};
+    let components = doc.components.get_or_insert_with(Default::default);
+    let mut bearer = Http::new(HttpAuthScheme::Bearer);
+    bearer.description = Some(
+        "A token from `auth.tokens` (open mode: none needed). Browsers use `POST /auth/ticket` and `?ticket=` on `/subscribe` and `/events`.".into(),
+    );
+    components.add_security_scheme("bearer", SecurityScheme::Http(bearer));
+    for (name, text) in [
+        responses::UNAUTHORIZED,
+        responses::FORBIDDEN,
+        responses::ADMIN_FORBIDDEN,
+        responses::SOCKET_FORBIDDEN,
+        responses::TOO_MANY_REQUESTS,
+        responses::TIMEOUT,
+    ] {
+        components
+            .responses
+            .insert(name.into(), Response::new(text).into());
     }
+    doc.security = Some(vec![SecurityRequirement::new(
+        "bearer",
+        Vec::<String>::new(),
+    )]);
 }
 
-/// Splits the documented routes into a router and its OpenAPI document.
-pub fn split(api: OpenApiRouter<AppState>) -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
-    let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .merge(api)
-        .split_for_parts();
-    // After the merge: the routes' operations exist only now.
-    utoipa::Modify::modify(&Security, &mut doc);
+/// The complete document from the routes' operations (each already
+/// carrying its group's policy): info, tags, shared components, and the
+/// problem+json bodies of every error response.
+pub fn complete(operations: OpenApi) -> OpenApi {
+    let mut doc = ApiDoc::openapi();
+    doc.merge(operations);
+    declare_security(&mut doc);
     problems::complete(&mut doc);
-    (router, doc)
+    parameters::drop_null_types(&mut doc);
+    doc
 }
 
-/// The OpenAPI document the gateway serves at `/openapi.json`.
-pub fn document() -> utoipa::openapi::OpenApi {
-    split(crate::routes::documented()).1
-}
-
-/// The document as pretty JSON, exactly as committed in `openapi/openapi.json`.
-pub fn to_pretty_json() -> String {
-    document()
-        .to_pretty_json()
-        .expect("the OpenAPI document serializes")
+/// Every operation of the document.
+pub fn operations_mut(doc: &mut OpenApi) -> impl Iterator<Item = &mut Operation> {
+    doc.paths.paths.values_mut().flat_map(|item| {
+        [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+        ]
+        .into_iter()
+        .flatten()
+    })
 }

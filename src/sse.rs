@@ -14,12 +14,12 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use tokio_util::sync::CancellationToken;
 
-use crate::app::AppState;
 use crate::auth::{Access, Auth, Caller};
 use crate::error::ApiError;
 use crate::fanout::{Batch, CloseReason, Outbox};
 use crate::frame::{Frame, ServerFrame};
 use crate::metrics::GaugeGuard;
+use crate::state::AppState;
 use crate::subscription::{self, Slot, Subscriptions};
 use crate::ws::SubscribeQuery;
 

@@ -12,8 +12,8 @@ use prometheus::core::Collector;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::app::AppState;
 use crate::metrics::Metrics;
+use crate::state::AppState;
 
 /// How often the sampler runs.
 pub const INTERVAL: Duration = Duration::from_secs(1);

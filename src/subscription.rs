@@ -9,7 +9,6 @@ use std::sync::Arc;
 use serde_json::value::RawValue;
 use tokio::sync::OwnedSemaphorePermit;
 
-use crate::app::AppState;
 use crate::auth::{Admission, Auth, ConnectionGuard, Principal};
 use crate::config::SlowConsumerPolicy;
 use crate::error::ApiError;
@@ -18,6 +17,7 @@ use crate::frame::{Frame, ServerFrame};
 use crate::metrics::GaugeGuard;
 use crate::protocol::ItemError;
 use crate::replay::{self, Deliver, ReplayHandle};
+use crate::state::AppState;
 use crate::subject::SubjectPattern;
 
 /// A subscriber's places in the connection limits: the gateway-wide one

@@ -5,33 +5,34 @@ use std::net::IpAddr;
 use axum::extract::{ConnectInfo, FromRequestParts, Request};
 use axum::http::request::Parts;
 
-use super::{Access, Admission, Principal};
-use crate::app::AppState;
+use super::{Access, Admission, Auth, Principal};
 use crate::error::ApiError;
 use crate::net::ClientAddr;
+use crate::swap::Swap;
 
-/// Routes reachable without a token. The console's files hold no data:
-/// the app asks for a token when the API answers 401.
-fn is_public(path: &str) -> bool {
-    matches!(
-        path,
-        "/healthz" | "/livez" | "/metrics" | "/openapi.json" | "/asyncapi.json"
-    ) || path == "/docs"
-        || path.starts_with("/docs/")
-        || path == "/console"
-        || path.starts_with("/console/")
-}
-
-/// Routes that accept a `?ticket=` (browser sockets and event streams).
-fn accepts_ticket(path: &str) -> bool {
-    matches!(path, "/subscribe" | "/events")
+/// What a route accepts as proof of its caller; the router's policy
+/// groups choose it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Credentials {
+    /// Nothing: the caller is anonymous (health, documents, the console's
+    /// files, which hold no data: the console asks for a token when the API
+    /// answers 401).
+    None,
+    /// A bearer token (open mode: none).
+    Token,
+    /// A bearer token or a `?ticket=` (browser sockets and event streams).
+    TokenOrTicket,
 }
 
 /// Authenticates the caller, charges one request against its rate limit,
 /// and makes its [`Principal`] available to handlers (the `Caller`
 /// extractor); sockets and event streams also get their [`Access`].
 /// Called by the router's per-request middleware.
-pub fn admit(state: &AppState, request: &mut Request) -> Result<(), ApiError> {
+pub fn admit(
+    auth: &Swap<Auth>,
+    request: &mut Request,
+    credentials: Credentials,
+) -> Result<(), ApiError> {
     // No peer when the router is driven without a socket (tests, tools).
     let ip = request
         .extensions()
@@ -39,14 +40,13 @@ pub fn admit(state: &AppState, request: &mut Request) -> Result<(), ApiError> {
         .map_or(IpAddr::from([0, 0, 0, 0]), |ConnectInfo(ClientAddr(p))| {
             p.ip()
         });
-    let path = request.uri().path();
-    let principal = if is_public(path) {
+    let principal = if credentials == Credentials::None {
         Principal::Anonymous { ip, limiter: None }
     } else {
-        let streaming = accepts_ticket(path);
+        let streaming = credentials == Credentials::TokenOrTicket;
         // Subscribed before authenticating: a socket re-checks itself on
         // every reload after the config it was admitted with.
-        let reloads = state.auth.watch();
+        let reloads = auth.watch();
         let auth = reloads.borrow().clone();
         let principal =
             auth.authenticate(request.headers(), request.uri().query(), ip, streaming)?;

@@ -28,7 +28,7 @@ use subtle::ConstantTimeEq;
 
 pub use access::{Access, Admission, Revoked};
 pub use limiter::{KeyedLimiter, Limiter};
-pub use middleware::{Caller, admit};
+pub use middleware::{Caller, Credentials, admit};
 pub use permissions::{Permissions, RESERVED, reserved_prefix};
 pub use principal::{ConnectionGuard, Principal, TokenEntry};
 pub use tickets::{Redeemed, TicketError, Tickets};

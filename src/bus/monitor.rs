@@ -10,9 +10,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::Bus;
 use super::routing::StreamRoute;
-use crate::app::Swap;
 use crate::metrics::StreamStats;
 use crate::streams::Reconciler;
+use crate::swap::Swap;
 
 /// Runs until `shutdown` is cancelled: refreshes on every tick and whenever
 /// someone calls [`Bus::request_refresh`] (a reconnect does). After each

@@ -96,18 +96,8 @@ pub fn complete(doc: &mut OpenApi) {
     if let Some(components) = &mut doc.components {
         fill(&samples, &mut components.responses);
     }
-    for item in doc.paths.paths.values_mut() {
-        for op in [
-            &mut item.get,
-            &mut item.put,
-            &mut item.post,
-            &mut item.delete,
-        ]
-        .into_iter()
-        .flatten()
-        {
-            fill(&samples, &mut op.responses.responses);
-        }
+    for op in super::operations_mut(doc) {
+        fill(&samples, &mut op.responses.responses);
     }
 }
 

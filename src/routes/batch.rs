@@ -16,11 +16,11 @@ use utoipa::ToSchema;
 
 use super::extract::{ValidQuery, media_type, read_body};
 use super::publish::PublishQuery;
-use crate::app::AppState;
 use crate::auth::{Caller, Principal};
 use crate::bus::{InFlight, Outbound, PublishReceipt, Route};
 use crate::error::ApiError;
 use crate::protocol::{ItemError, PublishFields};
+use crate::state::AppState;
 use crate::trace_context::TraceContext;
 
 /// Media types accepted for a batch.

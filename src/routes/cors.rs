@@ -12,7 +12,7 @@ use futures::future::Either;
 use tower::{Layer, Service};
 use tower_http::cors::{AllowHeaders, AllowOrigin, Cors, CorsLayer};
 
-use crate::app::AppState;
+use crate::state::AppState;
 
 /// Headers a browser script may read from a cross-origin response.
 const EXPOSE: [&str; 6] = [

@@ -7,9 +7,10 @@ use axum::response::{IntoResponse, Response};
 
 use super::extract::SubjectPath;
 use super::nats_headers;
-use crate::app::AppState;
 use crate::auth::Caller;
 use crate::error::ApiError;
+use crate::openapi::responses::Unavailable;
+use crate::state::AppState;
 use crate::streams::About;
 use crate::streams::convert::rfc3339;
 
@@ -33,7 +34,7 @@ use crate::streams::convert::rfc3339;
         (status = 304, description = "Not modified since the given ETag"),
         (status = 400, description = "`invalid_subject`"),
         (status = 404, description = "`no_message`: nothing stored on the subject"),
-        (status = 503, description = "`nats_unavailable` or `jetstream_unavailable`"),
+        Unavailable,
     )
 )]
 pub async fn latest(

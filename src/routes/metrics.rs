@@ -4,7 +4,7 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 
-use crate::app::AppState;
+use crate::state::AppState;
 
 /// Prometheus metrics (text format 0.0.4). Reachable without a token.
 #[utoipa::path(

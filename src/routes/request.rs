@@ -12,10 +12,10 @@ use utoipa::IntoParams;
 use super::extract::{SubjectPath, ValidQuery, read_body};
 use super::nats_headers;
 use super::publish::body_limit;
-use crate::app::AppState;
 use crate::auth::Caller;
 use crate::bus::Outbound;
 use crate::error::ApiError;
+use crate::state::AppState;
 use crate::trace_context::TraceContext;
 
 #[derive(Debug, Deserialize, IntoParams)]

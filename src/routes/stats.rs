@@ -6,7 +6,7 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::extract::ValidQuery;
-use crate::app::AppState;
+use crate::state::AppState;
 use crate::stats::Stats;
 
 #[derive(Debug, Deserialize, IntoParams)]

@@ -14,9 +14,9 @@ pub use ops::{check_op, subscription_op_schema};
 pub use query::{MAX_QUEUE_LEN, SubscribeQuery};
 pub use session::GOING_AWAY;
 
-use crate::app::AppState;
 use crate::auth::{Access, Caller};
 use crate::error::ApiError;
+use crate::state::AppState;
 use crate::subscription::Subscriptions;
 
 /// Subscribe to NATS subjects over WebSocket.

@@ -14,7 +14,6 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::query::parse_queue;
-use crate::app::AppState;
 use crate::auth::{Admission, Auth};
 use crate::bus::{PublishReceipt, Route};
 use crate::error::ApiError;
@@ -22,6 +21,7 @@ use crate::fanout::{CloseReason, Outbox};
 use crate::frame::{Frame, ServerFrame};
 use crate::protocol::{ItemError, PublishFields};
 use crate::replay::Deliver;
+use crate::state::AppState;
 use crate::subject::SubjectPattern;
 use crate::subscription::{SubscribeRequest, Subscriptions};
 

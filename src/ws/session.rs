@@ -12,11 +12,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::ops::Session;
 use super::socket::SharedSocket;
-use crate::app::AppState;
 use crate::auth::Access;
 use crate::fanout::{Batch, CloseReason, Outbox};
 use crate::frame::Frame;
 use crate::metrics::{GaugeGuard, Metrics};
+use crate::state::AppState;
 use crate::subscription::{Slot, Subscriptions};
 
 /// Frames written before one flush.

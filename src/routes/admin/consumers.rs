@@ -9,15 +9,16 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::BODY_LIMIT;
-use super::streams::parse_name;
-use crate::app::AppState;
 use crate::config::ConsumerSpec;
 use crate::error::ApiError;
-use crate::routes::extract::ValidPath;
+use crate::openapi::responses::{
+    ConsumerNotFound, InvalidName, StreamNotFound, Unavailable, UnsupportedMediaType,
+};
 use crate::routes::extract::read_json;
+use crate::routes::extract::{ConsumerPath, StreamPath};
+use crate::state::AppState;
 use crate::streams::convert::{consumer_config, consumer_spec, rfc3339};
 use crate::streams::{About, SyncReport};
-use crate::subject::ConsumerName;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ConsumerView {
@@ -68,27 +69,19 @@ fn view(state: &AppState, info: &async_nats::jetstream::consumer::Info) -> Consu
     }
 }
 
-fn parse_consumer(name: &str) -> Result<ConsumerName, ApiError> {
-    ConsumerName::parse(name).map_err(|reason| ApiError::InvalidName {
-        name: name.chars().take(128).collect(),
-        reason,
-    })
-}
-
 /// List a stream's consumers.
 #[utoipa::path(get, path = "/admin/streams/{name}/consumers", tag = "admin",
-    params(super::params::StreamPath),
+    params(StreamPath),
     responses(
         (status = 200, description = "The consumers", body = Vec<ConsumerView>),
-        (status = 400, description = "`invalid_name`"),
-        (status = 404, description = "`stream_not_found`"),
-        (status = 503, description = "`nats_unavailable` or `jetstream_unavailable`"),
+        InvalidName,
+        StreamNotFound,
+        Unavailable,
     ))]
 pub async fn list_consumers(
     State(state): State<AppState>,
-    ValidPath(name): ValidPath<String>,
+    StreamPath { name }: StreamPath,
 ) -> Result<Json<Vec<ConsumerView>>, ApiError> {
-    let name = parse_name(&name)?;
     let about = About::Stream(name.as_str());
     // Listing does not say "no such stream" by itself; reading the stream does.
     let stream = state
@@ -108,23 +101,22 @@ pub async fn list_consumers(
 /// Fields follow the seed's `lsr_subscriber.consumer_config` (durations in
 /// seconds).
 #[utoipa::path(post, path = "/admin/streams/{name}/consumers", tag = "admin",
-    params(super::params::StreamPath),
+    params(StreamPath),
     request_body(content = ConsumerSpec, description = "Consumer definition; `durable_name` is required"),
     responses(
         (status = 201, description = "Created", body = ConsumerView),
         (status = 400, description = "`invalid_consumer_config` (names the field), `invalid_name` or `jetstream_rejected`"),
-        (status = 404, description = "`stream_not_found`"),
+        StreamNotFound,
         (status = 409, description = "`consumer_exists`"),
-        (status = 415, description = "`unsupported_media_type`"),
-        (status = 503, description = "`nats_unavailable` or `jetstream_unavailable`"),
+        UnsupportedMediaType,
+        Unavailable,
     ))]
 pub async fn create_consumer(
     State(state): State<AppState>,
-    ValidPath(name): ValidPath<String>,
+    StreamPath { name: stream_name }: StreamPath,
     headers: HeaderMap,
     body: Body,
 ) -> Result<(StatusCode, Json<ConsumerView>), ApiError> {
-    let stream_name = parse_name(&name)?;
     let invalid = |field, message| ApiError::InvalidConsumerConfig { field, message };
     let spec: ConsumerSpec = read_json(&headers, body, BODY_LIMIT, invalid).await?;
     spec.validate("")
@@ -167,19 +159,18 @@ pub async fn create_consumer(
 
 /// Get one consumer.
 #[utoipa::path(get, path = "/admin/streams/{name}/consumers/{consumer}", tag = "admin",
-    params(super::params::StreamPath, super::params::ConsumerPath),
+    params(StreamPath, ConsumerPath),
     responses(
         (status = 200, description = "The consumer", body = ConsumerView),
-        (status = 400, description = "`invalid_name`"),
-        (status = 404, description = "`stream_not_found` or `consumer_not_found`"),
-        (status = 503, description = "`nats_unavailable` or `jetstream_unavailable`"),
+        InvalidName,
+        ConsumerNotFound,
+        Unavailable,
     ))]
 pub async fn get_consumer(
     State(state): State<AppState>,
-    ValidPath((name, consumer)): ValidPath<(String, String)>,
+    StreamPath { name: stream_name }: StreamPath,
+    ConsumerPath { consumer }: ConsumerPath,
 ) -> Result<Json<ConsumerView>, ApiError> {
-    let stream_name = parse_name(&name)?;
-    let consumer = parse_consumer(&consumer)?;
     let about = About::Consumer(stream_name.as_str(), consumer.as_str());
     let stream = state.bus.stream_handle(stream_name.as_str(), about).await?;
     let info = state
@@ -191,19 +182,18 @@ pub async fn get_consumer(
 
 /// Delete a consumer.
 #[utoipa::path(delete, path = "/admin/streams/{name}/consumers/{consumer}", tag = "admin",
-    params(super::params::StreamPath, super::params::ConsumerPath),
+    params(StreamPath, ConsumerPath),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 400, description = "`invalid_name`"),
-        (status = 404, description = "`stream_not_found` or `consumer_not_found`"),
-        (status = 503, description = "`nats_unavailable` or `jetstream_unavailable`"),
+        InvalidName,
+        ConsumerNotFound,
+        Unavailable,
     ))]
 pub async fn delete_consumer(
     State(state): State<AppState>,
-    ValidPath((name, consumer)): ValidPath<(String, String)>,
+    StreamPath { name: stream_name }: StreamPath,
+    ConsumerPath { consumer }: ConsumerPath,
 ) -> Result<StatusCode, ApiError> {
-    let stream_name = parse_name(&name)?;
-    let consumer = parse_consumer(&consumer)?;
     let about = About::Consumer(stream_name.as_str(), consumer.as_str());
     let stream = state.bus.stream_handle(stream_name.as_str(), about).await?;
     state

@@ -5,18 +5,30 @@ use std::collections::BTreeMap;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use utoipa::ToSchema;
 
-use super::streams::parse_name;
-use crate::app::AppState;
 use crate::error::ApiError;
 use crate::frame::payload_value;
-use crate::routes::extract::ValidPath;
+use crate::openapi::responses::{InvalidName, MessageNotFound, Unavailable};
+use crate::routes::extract::{StreamPath, ValidPath};
+use crate::state::AppState;
 use crate::streams::About;
 use crate::streams::convert::rfc3339;
 use crate::subject::Subject;
+
+/// The `{seq}` path parameter (documented in each route's `params`).
+#[derive(Deserialize)]
+pub struct SeqPath {
+    seq: u64,
+}
+
+/// The `{subject}` path parameter, validated by the handler.
+#[derive(Deserialize)]
+pub struct SubjectPath {
+    subject: String,
+}
 
 /// A stored message. `data` is the payload: JSON as JSON, other UTF-8 as a
 /// string (`encoding: text`), anything else base64 (`encoding: base64`).
@@ -60,18 +72,18 @@ fn stored(stream: &str, msg: async_nats::jetstream::message::StreamMessage) -> S
 
 /// Get a stored message by sequence.
 #[utoipa::path(get, path = "/admin/streams/{name}/messages/{seq}", tag = "admin",
-    params(super::params::StreamPath, ("seq" = u64, Path, description = "Stream sequence")),
+    params(StreamPath, ("seq" = u64, Path, description = "Stream sequence")),
     responses(
         (status = 200, description = "The message", body = StoredMessage),
-        (status = 400, description = "`invalid_name`"),
-        (status = 404, description = "`stream_not_found` or `message_not_found`"),
-        (status = 503, description = "`nats_unavailable` or `jetstream_unavailable`"),
+        InvalidName,
+        MessageNotFound,
+        Unavailable,
     ))]
 pub async fn get_message(
     State(state): State<AppState>,
-    ValidPath((name, seq)): ValidPath<(String, u64)>,
+    ValidPath(SeqPath { seq }): ValidPath<SeqPath>,
+    StreamPath { name }: StreamPath,
 ) -> Result<Json<StoredMessage>, ApiError> {
-    let name = parse_name(&name)?;
     let which = format!("at sequence {seq}");
     let about = About::Message(name.as_str(), &which);
     let stream = state.bus.stream_handle(name.as_str(), about).await?;
@@ -81,18 +93,18 @@ pub async fn get_message(
 
 /// Delete a stored message by sequence.
 #[utoipa::path(delete, path = "/admin/streams/{name}/messages/{seq}", tag = "admin",
-    params(super::params::StreamPath, ("seq" = u64, Path, description = "Stream sequence")),
+    params(StreamPath, ("seq" = u64, Path, description = "Stream sequence")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 400, description = "`invalid_name`"),
-        (status = 404, description = "`stream_not_found` or `message_not_found`"),
-        (status = 503, description = "`nats_unavailable` or `jetstream_unavailable`"),
+        InvalidName,
+        MessageNotFound,
+        Unavailable,
     ))]
 pub async fn delete_message(
     State(state): State<AppState>,
-    ValidPath((name, seq)): ValidPath<(String, u64)>,
+    ValidPath(SeqPath { seq }): ValidPath<SeqPath>,
+    StreamPath { name }: StreamPath,
 ) -> Result<StatusCode, ApiError> {
-    let name = parse_name(&name)?;
     let which = format!("at sequence {seq}");
     let about = About::Message(name.as_str(), &which);
     let stream = state.bus.stream_handle(name.as_str(), about).await?;
@@ -102,18 +114,18 @@ pub async fn delete_message(
 
 /// Get the newest stored message on a literal subject.
 #[utoipa::path(get, path = "/admin/streams/{name}/messages/last/{subject}", tag = "admin",
-    params(super::params::StreamPath, ("subject" = String, Path, description = "Literal subject")),
+    params(StreamPath, ("subject" = String, Path, description = "Literal subject")),
     responses(
         (status = 200, description = "The message", body = StoredMessage),
         (status = 400, description = "`invalid_name` or `invalid_subject`"),
-        (status = 404, description = "`stream_not_found` or `message_not_found`"),
-        (status = 503, description = "`nats_unavailable` or `jetstream_unavailable`"),
+        MessageNotFound,
+        Unavailable,
     ))]
 pub async fn last_message(
     State(state): State<AppState>,
-    ValidPath((name, subject)): ValidPath<(String, String)>,
+    ValidPath(SubjectPath { subject }): ValidPath<SubjectPath>,
+    StreamPath { name }: StreamPath,
 ) -> Result<Json<StoredMessage>, ApiError> {
-    let name = parse_name(&name)?;
     let subject = Subject::parse(&subject).map_err(|e| ApiError::invalid_subject(&subject, e))?;
     let which = format!("on subject {subject}");
     let about = About::Message(name.as_str(), &which);

@@ -6,9 +6,9 @@
 
 mod consumers;
 mod messages;
-mod params;
 mod streams;
 
+use axum::Router;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
@@ -19,15 +19,15 @@ pub use consumers::ConsumerView;
 pub use messages::StoredMessage;
 pub use streams::{AccountView, StreamView};
 
-use crate::app::AppState;
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::net::ClientAddr;
+use crate::state::AppState;
 
 /// Largest admin request body (stream and consumer configs are small).
 const BODY_LIMIT: usize = 256 * 1024;
 
-/// The admin routes, without the network guard (see [`guard`]).
+/// The admin routes, without their guard (see [`guard`]).
 pub fn api() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(streams::list_streams, streams::create_stream))
@@ -47,9 +47,10 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(consumers::get_consumer, consumers::delete_consumer))
 }
 
-/// The admin routes behind the `admin.allowed_networks` check.
-pub fn guarded(state: AppState) -> OpenApiRouter<AppState> {
-    api().layer(axum::middleware::from_fn_with_state(
+/// Puts the admin routes behind the admin check (inside the group's
+/// authentication layer, which supplies the caller).
+pub fn guard(routes: Router<AppState>, state: AppState) -> Router<AppState> {
+    routes.layer(axum::middleware::from_fn_with_state(
         state,
         only_allowed_networks,
     ))

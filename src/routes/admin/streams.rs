@@ -9,12 +9,13 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::BODY_LIMIT;
-use crate::app::AppState;
 use crate::bus::routing::StreamRoute;
 use crate::config::StreamSpec;
 use crate::error::ApiError;
-use crate::routes::extract::ValidPath;
+use crate::openapi::responses::{InvalidName, StreamNotFound, Unavailable, UnsupportedMediaType};
 use crate::routes::extract::read_json;
+use crate::routes::extract::{StreamPath, valid_name};
+use crate::state::AppState;
 use crate::streams::convert::{apply_stream, new_stream_config, rfc3339, stream_spec};
 use crate::streams::{About, SyncReport};
 use crate::subject::StreamName;
@@ -88,13 +89,6 @@ pub struct PurgeResult {
     pub purged: u64,
 }
 
-pub(super) fn parse_name(name: &str) -> Result<StreamName, ApiError> {
-    StreamName::parse(name).map_err(|reason| ApiError::InvalidName {
-        name: name.chars().take(128).collect(),
-        reason,
-    })
-}
-
 fn invalid_config(field: String, message: String) -> ApiError {
     ApiError::InvalidStreamConfig { field, message }
 }
@@ -153,7 +147,7 @@ fn route(state: &AppState, info: &async_nats::jetstream::stream::Info) {
 #[utoipa::path(get, path = "/admin/streams", tag = "admin",
     responses(
         (status = 200, description = "All streams", body = Vec<StreamView>),
-        (status = 503, description = "`nats_unavailable` or `jetstream_unavailable`"),
+        Unavailable,
     ))]
 pub async fn list_streams(
     State(state): State<AppState>,
@@ -176,8 +170,8 @@ pub async fn list_streams(
         (status = 201, description = "Created", body = StreamView),
         (status = 400, description = "`invalid_stream_config` (names the field) or `invalid_name`"),
         (status = 409, description = "`stream_exists` or `subjects_overlap`"),
-        (status = 415, description = "`unsupported_media_type`"),
-        (status = 503, description = "`nats_unavailable` or `jetstream_unavailable`"),
+        UnsupportedMediaType,
+        Unavailable,
     ))]
 pub async fn create_stream(
     State(state): State<AppState>,
@@ -189,7 +183,7 @@ pub async fn create_stream(
         .name
         .clone()
         .ok_or_else(|| invalid_config("name".into(), "is required".into()))?;
-    let name = parse_name(&name)?;
+    let name = valid_name(&name, StreamName::parse)?;
     let js = state.bus.jetstream();
     let about = About::Stream(name.as_str());
     // Create-only: NATS answers a create of an identical existing stream
@@ -216,18 +210,17 @@ pub async fn create_stream(
 
 /// Get one stream.
 #[utoipa::path(get, path = "/admin/streams/{name}", tag = "admin",
-    params(super::params::StreamPath),
+    params(StreamPath),
     responses(
         (status = 200, description = "The stream", body = StreamView),
-        (status = 400, description = "`invalid_name`"),
-        (status = 404, description = "`stream_not_found`"),
-        (status = 503, description = "`nats_unavailable` or `jetstream_unavailable`"),
+        InvalidName,
+        StreamNotFound,
+        Unavailable,
     ))]
 pub async fn get_stream(
     State(state): State<AppState>,
-    ValidPath(name): ValidPath<String>,
+    StreamPath { name }: StreamPath,
 ) -> Result<Json<StreamView>, ApiError> {
-    let name = parse_name(&name)?;
     let stream = state
         .bus
         .api(
@@ -244,23 +237,22 @@ pub async fn get_stream(
 /// exactly); keys left out keep theirs. Changes NATS cannot make in place
 /// (e.g. `storage`) are refused with its reason.
 #[utoipa::path(put, path = "/admin/streams/{name}", tag = "admin",
-    params(super::params::StreamPath),
+    params(StreamPath),
     request_body(content = StreamSpec, description = "Keys to change; `subjects` is required"),
     responses(
         (status = 200, description = "Updated", body = StreamView),
         (status = 400, description = "`invalid_stream_config`, `invalid_name` or `jetstream_rejected`"),
-        (status = 404, description = "`stream_not_found`"),
+        StreamNotFound,
         (status = 409, description = "`subjects_overlap`"),
-        (status = 415, description = "`unsupported_media_type`"),
-        (status = 503, description = "`nats_unavailable` or `jetstream_unavailable`"),
+        UnsupportedMediaType,
+        Unavailable,
     ))]
 pub async fn update_stream(
     State(state): State<AppState>,
-    ValidPath(name): ValidPath<String>,
+    StreamPath { name }: StreamPath,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<StreamView>, ApiError> {
-    let name = parse_name(&name)?;
     let spec = read_spec(&headers, body, Some(name.as_str())).await?;
     let about = About::Stream(name.as_str());
     let js = state.bus.jetstream();
@@ -277,18 +269,17 @@ pub async fn update_stream(
 /// A stream the config declares is created again (empty) on the gateway's
 /// next reconnect.
 #[utoipa::path(delete, path = "/admin/streams/{name}", tag = "admin",
-    params(super::params::StreamPath),
+    params(StreamPath),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 400, description = "`invalid_name`"),
-        (status = 404, description = "`stream_not_found`"),
-        (status = 503, description = "`nats_unavailable` or `jetstream_unavailable`"),
+        InvalidName,
+        StreamNotFound,
+        Unavailable,
     ))]
 pub async fn delete_stream(
     State(state): State<AppState>,
-    ValidPath(name): ValidPath<String>,
+    StreamPath { name }: StreamPath,
 ) -> Result<StatusCode, ApiError> {
-    let name = parse_name(&name)?;
     let about = About::Stream(name.as_str());
     state
         .bus
@@ -304,21 +295,20 @@ pub async fn delete_stream(
 /// subject (wildcards allowed); `keep` keeps the newest N; `seq` purges
 /// everything below that sequence. `keep` and `seq` exclude each other.
 #[utoipa::path(post, path = "/admin/streams/{name}/purge", tag = "admin",
-    params(super::params::StreamPath),
+    params(StreamPath),
     request_body(content = Option<PurgeRequest>, description = "What to purge"),
     responses(
         (status = 200, description = "Purged", body = PurgeResult),
         (status = 400, description = "`invalid_body`, `invalid_subject` or `invalid_name`"),
-        (status = 404, description = "`stream_not_found`"),
-        (status = 503, description = "`nats_unavailable` or `jetstream_unavailable`"),
+        StreamNotFound,
+        Unavailable,
     ))]
 pub async fn purge_stream(
     State(state): State<AppState>,
-    ValidPath(name): ValidPath<String>,
+    StreamPath { name }: StreamPath,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<PurgeResult>, ApiError> {
-    let name = parse_name(&name)?;
     let request: PurgeRequest = match headers.get(axum::http::header::CONTENT_LENGTH) {
         Some(len) if len == "0" => PurgeRequest::default(),
         None if !headers.contains_key(axum::http::header::CONTENT_TYPE) => PurgeRequest::default(),
@@ -362,7 +352,7 @@ pub async fn purge_stream(
 #[utoipa::path(get, path = "/admin/jetstream", tag = "admin",
     responses(
         (status = 200, description = "Usage and limits", body = AccountView),
-        (status = 503, description = "`nats_unavailable` or `jetstream_unavailable`"),
+        Unavailable,
     ))]
 pub async fn account(State(state): State<AppState>) -> Result<Json<AccountView>, ApiError> {
     let account = state
