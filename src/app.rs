@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -17,6 +17,7 @@ use crate::config::Config;
 use crate::fanout::Hub;
 use crate::metrics::Metrics;
 use crate::streams::Reconciler;
+use crate::util::Swap;
 
 /// State shared by every handler; cheap to clone.
 #[derive(Clone)]
@@ -42,29 +43,6 @@ pub struct Inner {
     pub metrics: Arc<Metrics>,
     /// Traffic rates of the last minutes (`GET /stats`).
     pub stats: crate::stats::History,
-}
-
-/// A value replaced whole while readers keep the one they loaded; long-lived
-/// readers can [`watch`](Swap::watch) for replacements.
-pub struct Swap<T>(watch::Sender<Arc<T>>);
-
-impl<T> Swap<T> {
-    pub fn new(value: T) -> Self {
-        Self(watch::Sender::new(Arc::new(value)))
-    }
-
-    pub fn load(&self) -> Arc<T> {
-        self.0.borrow().clone()
-    }
-
-    pub fn store(&self, value: T) {
-        self.0.send_replace(Arc::new(value));
-    }
-
-    /// A receiver that has seen the current value and wakes on the next.
-    pub fn watch(&self) -> watch::Receiver<Arc<T>> {
-        self.0.subscribe()
-    }
 }
 
 impl Deref for AppState {
@@ -93,6 +71,7 @@ impl AppState {
         let metrics = bus.metrics().clone();
         let hub = Arc::new(Hub::new(
             bus.clone(),
+            Arc::new(crate::replay::HistoryReader(bus.clone())),
             bus.settings().send_timeout,
             metrics.clone(),
         ));
@@ -193,12 +172,17 @@ impl Gateway {
             listener,
             give_up,
         } = self;
-        state.tasks.spawn(bus::run_monitor(
+        state.tasks.spawn(crate::streams::run_monitor(
             state.bus.clone(),
             state.reconciler.clone(),
             state.shutdown.clone(),
         ));
-        state.tasks.spawn(crate::stats::run(state.clone()));
+        let samples = state.clone();
+        state.tasks.spawn(crate::stats::run(
+            state.metrics.clone(),
+            state.shutdown.clone(),
+            move |sample| samples.stats.push(sample),
+        ));
 
         let shutdown = state.shutdown.clone();
         let stop = {

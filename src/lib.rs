@@ -29,6 +29,7 @@ pub mod subject;
 pub mod subscription;
 pub mod telemetry;
 pub mod trace_context;
+pub mod util;
 pub mod ws;
 
 pub use app::{AppState, Gateway, build_router};

@@ -164,7 +164,7 @@ impl Subscriptions {
             }
             return Ok(());
         }
-        replay::check(&self.state.bus, req)?;
+        replay::check(&self.state.bus, &req.patterns, req.queue.as_deref())?;
         let first = req
             .patterns
             .first()

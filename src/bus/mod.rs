@@ -66,10 +66,9 @@ pub struct Bus {
     spans: Option<Arc<crate::otlp::Spans>>,
     /// Stream positions and subject lists shared by replays that start
     /// together (see [`fresh`]); `None` is a failed read.
-    pub(crate) positions: fresh::Fresh<Arc<str>, Option<crate::replay::history::Position>>,
+    pub(crate) positions: fresh::Fresh<Arc<str>, Option<fresh::Position>>,
     pub(crate) subject_lists: fresh::Fresh<StreamPatterns, Option<Arc<Vec<String>>>>,
-    pub(crate) snapshots:
-        fresh::Fresh<StreamPatterns, Option<Arc<crate::replay::history::Snapshot>>>,
+    pub(crate) snapshots: fresh::Fresh<StreamPatterns, Option<Arc<fresh::Snapshot>>>,
 }
 
 /// A stream and subject patterns (space-separated): what a shared read is of.
@@ -172,4 +171,3 @@ impl Bus {
 pub type SharedBus = Arc<Bus>;
 
 pub use connection::connect;
-pub use monitor::run_monitor;

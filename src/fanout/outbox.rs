@@ -11,6 +11,7 @@ use tokio::sync::Notify;
 
 use crate::config::SlowConsumerPolicy;
 use crate::frame::{Frame, ServerFrame};
+use crate::metrics::Metrics;
 
 #[derive(Debug, Clone, Copy)]
 pub struct OutboxLimits {
@@ -32,6 +33,18 @@ pub enum Pushed {
     /// Not queued: a replay's staging queue is full, and the replay reads
     /// these messages from the stream instead (nothing is lost).
     Deferred,
+}
+
+impl Pushed {
+    /// Counts what happened to a message pushed into a subscriber's queue.
+    pub fn count(self, metrics: &Metrics) {
+        match self {
+            Pushed::Queued | Pushed::Deferred => {}
+            Pushed::Conflated => metrics.conflated.inc(),
+            Pushed::Dropped => metrics.dropped.inc(),
+            Pushed::Overflow => metrics.slow_consumer_closes.inc(),
+        }
+    }
 }
 
 /// Why the socket must close.

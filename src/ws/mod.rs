@@ -107,7 +107,7 @@ pub async fn subscribe(
         if !req.deliver.is_live() {
             let bus = &state.bus;
             bus.routing().wait_loaded(bus.settings().api_timeout).await;
-            crate::replay::check(bus, &req)?;
+            crate::replay::check(bus, &req.patterns, req.queue.as_deref())?;
         }
     }
     let upgrade = upgrade.map_err(|_| ApiError::UpgradeRequired)?;
