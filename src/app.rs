@@ -245,3 +245,31 @@ impl Gateway {
         Ok(())
     }
 }
+
+/// The narrow contexts the subscriber handlers (`GET /subscribe`,
+/// `GET /events`) take instead of the whole state.
+impl AppState {
+    pub fn subscribers(&self) -> crate::subscription::Context {
+        crate::subscription::Context {
+            bus: self.bus.clone(),
+            hub: self.hub.clone(),
+            tasks: self.tasks.clone(),
+            shutdown: self.shutdown.clone(),
+            metrics: self.metrics.clone(),
+            slots: self.ws_slots.clone(),
+            limits: crate::subscription::Limits::from_settings(&self.config.gateway.websocket),
+        }
+    }
+}
+
+impl axum::extract::FromRef<AppState> for crate::ws::Context {
+    fn from_ref(state: &AppState) -> Self {
+        Self::new(state.subscribers(), &state.config)
+    }
+}
+
+impl axum::extract::FromRef<AppState> for crate::sse::Context {
+    fn from_ref(state: &AppState) -> Self {
+        Self::new(state.subscribers(), &state.config)
+    }
+}

@@ -1,6 +1,17 @@
 //! Everything that talks to NATS: the connection and its state, the
 //! subject→stream routing index, and the publish/request operations shared by
 //! the HTTP and WebSocket front ends.
+//!
+//! Where [`Bus`] and its methods live, by concern:
+//! - here: the handles (client, JetStream, routing, settings, metrics)
+//!   and the connection status;
+//! - `connection.rs`: [`connect`] (builds the bus) and the status the
+//!   client's events set;
+//! - `monitor.rs`: refreshing the routing index and stream sizes (the task
+//!   that calls it on every tick is `streams::run_monitor`);
+//! - `publish.rs` and `request.rs`: the operations the routes call;
+//! - `streams/api.rs` (outside this module, beside the JetStream error
+//!   mapping it needs): one bounded JetStream API call, `Bus::api`.
 
 mod connection;
 pub mod direct;

@@ -13,8 +13,8 @@ use futures::stream::FuturesOrdered;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use super::Context;
 use super::query::parse_queue;
-use crate::app::AppState;
 use crate::auth::{Admission, Auth};
 use crate::bus::{PublishReceipt, Route};
 use crate::error::ApiError;
@@ -32,7 +32,7 @@ pub struct AckReply {
 }
 
 pub struct Session {
-    state: AppState,
+    ctx: Context,
     subs: Subscriptions,
     acks: FuturesOrdered<BoxFuture<'static, AckReply>>,
 }
@@ -97,10 +97,10 @@ pub fn check_op(text: &[u8]) -> Result<String, ApiError> {
 }
 
 impl Session {
-    pub fn new(state: AppState, subs: Subscriptions) -> Self {
+    pub fn new(ctx: Context, subs: Subscriptions) -> Self {
         Self {
             subs,
-            state,
+            ctx,
             acks: FuturesOrdered::new(),
         }
     }
@@ -116,7 +116,7 @@ impl Session {
     /// False while the socket has its maximum of publishes awaiting acks:
     /// the reader then stops reading, which pushes back on the client.
     pub fn can_accept_ops(&self) -> bool {
-        self.acks.len() < self.state.config.gateway.websocket.max_publishes_in_flight
+        self.acks.len() < self.ctx.settings.max_publishes_in_flight
     }
 
     pub async fn next_ack(&mut self) -> Option<AckReply> {
@@ -124,7 +124,8 @@ impl Session {
     }
 
     pub fn send_ack(&mut self, reply: AckReply) {
-        self.state
+        self.ctx
+            .subscribers
             .metrics
             .publish("ws", &reply.result, PublishReceipt::is_stored);
         let id = reply.id.as_deref();
@@ -142,7 +143,7 @@ impl Session {
 
     /// Waits (bounded) for the acks still in flight when the client leaves.
     pub async fn finish_acks(&mut self) {
-        let limit = self.state.config.gateway.publish.ack_timeout() + Duration::from_secs(1);
+        let limit = self.ctx.ack_timeout + Duration::from_secs(1);
         let _ = tokio::time::timeout(limit, async {
             while let Some(reply) = self.acks.next().await {
                 self.send_ack(reply);
@@ -222,7 +223,13 @@ impl Session {
             Ok(msg) => msg,
             Err(err) => return self.reply_error(&err, id),
         };
-        match self.state.bus.start_publish(msg, Route::Auto).await {
+        match self
+            .ctx
+            .subscribers
+            .bus
+            .start_publish(msg, Route::Auto)
+            .await
+        {
             Ok(in_flight) => self.acks.push_back(Box::pin(async move {
                 AckReply {
                     id: owned_id,
