@@ -178,7 +178,4 @@ impl Bus {
     }
 }
 
-/// Shared handle to the bus.
-pub type SharedBus = Arc<Bus>;
-
 pub use connection::connect;

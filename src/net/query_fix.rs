@@ -73,10 +73,6 @@ impl<IO> QueryFix<IO> {
         fix
     }
 
-    pub fn get_ref(&self) -> &IO {
-        &self.inner
-    }
-
     /// Rewrites `input` into `out` and advances the phase.
     fn rewrite(&mut self, input: &[u8], out: &mut Vec<u8>) {
         for (i, &b) in input.iter().enumerate() {
