@@ -428,3 +428,7 @@ fn unescape(subject: &str) -> std::borrow::Cow<'_, str> {
     serde_json::from_str::<String>(&format!("\"{subject}\""))
         .map_or_else(|_| subject.into(), Into::into)
 }
+
+#[cfg(test)]
+#[path = "subscription_tests.rs"]
+mod tests;

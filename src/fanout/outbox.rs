@@ -413,6 +413,44 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn each_policy_counts_what_it_did_to_a_slow_consumer() {
+        let metrics = Metrics::new();
+        let counters = |m: &Metrics| {
+            [
+                m.dropped.get(),
+                m.conflated.get(),
+                m.slow_consumer_closes.get(),
+            ]
+        };
+        let push_five = |policy, subjects: [&str; 5]| {
+            let o = outbox(policy);
+            for subject in subjects {
+                o.push_message(frame(subject, "1")).count(&metrics);
+            }
+            o
+        };
+        push_five(SlowConsumerPolicy::Drop, ["a", "b", "c", "d", "e"]);
+        assert_eq!(
+            counters(&metrics),
+            [3, 0, 0],
+            "drop: the three past the bound"
+        );
+        push_five(SlowConsumerPolicy::Conflate, ["a", "b", "a", "b", "c"]);
+        assert_eq!(
+            counters(&metrics),
+            [4, 2, 0],
+            "conflate: two replaced, one dropped"
+        );
+        let closed = push_five(SlowConsumerPolicy::Close, ["a", "b", "c", "d", "e"]);
+        assert_eq!(
+            counters(&metrics)[2],
+            1,
+            "close: the first overflow closes the socket, and counts once"
+        );
+        assert_eq!(drain(&closed).await, vec!["close 1008 slow consumer"]);
+    }
+
+    #[tokio::test]
     async fn conflate_policy_keeps_the_latest_per_subject() {
         let o = outbox(SlowConsumerPolicy::Conflate);
         o.push_message(frame("a", "1"));

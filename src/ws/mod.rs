@@ -1,6 +1,7 @@
 //! `GET /subscribe`: WebSocket subscriptions, control ops and publishing.
 
 mod ops;
+mod parse;
 mod query;
 mod session;
 mod socket;
@@ -10,7 +11,7 @@ use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::{RawQuery, State, WebSocketUpgrade};
 use axum::response::Response;
 
-pub use ops::{check_op, subscription_op_schema};
+pub use parse::{check_op, subscription_op_schema};
 pub use query::{MAX_QUEUE_LEN, SubscribeQuery};
 pub use session::GOING_AWAY;
 
