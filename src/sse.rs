@@ -103,11 +103,10 @@ pub async fn events(
     subscribers
         .limits
         .check_subject_count(request.patterns.len())?;
-    let slot = subscribers.admit(&caller)?;
-    let outbox = subscribers.limits.outbox(query.policy);
+    let (mut subs, slot) = subscribers.start(caller, query.policy)?;
+    let outbox = subs.outbox().clone();
     let metrics = subscribers.metrics.clone();
     let (shutdown, tasks) = (subscribers.shutdown.clone(), subscribers.tasks.clone());
-    let mut subs = Subscriptions::new(subscribers, caller, outbox.clone());
     subs.subscribe(&request, None).await?;
     let feed = Feed {
         subs: Some(subs),

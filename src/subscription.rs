@@ -98,6 +98,18 @@ impl Context {
         Ok((permit, caller.open_connection()?))
     }
 
+    /// A new subscriber's places in the limits and its (still empty)
+    /// subscriptions, feeding an outbox with `policy` or the default one.
+    pub fn start(
+        &self,
+        caller: Principal,
+        policy: Option<SlowConsumerPolicy>,
+    ) -> Result<(Subscriptions, Slot), ApiError> {
+        let slot = self.admit(&caller)?;
+        let outbox = self.limits.outbox(policy);
+        Ok((Subscriptions::new(self.clone(), caller, outbox), slot))
+    }
+
     fn replays(&self) -> replay::Replays {
         replay::Replays {
             bus: self.bus.clone(),

@@ -20,7 +20,7 @@ use std::time::Duration;
 use crate::auth::{Access, Caller};
 use crate::config::{Config, WebSocketSettings};
 use crate::error::ApiError;
-use crate::subscription::{self, Subscriptions};
+use crate::subscription;
 
 /// What a WebSocket session needs of the gateway (its handler takes this,
 /// built from the application state, instead of the whole of it).
@@ -136,9 +136,7 @@ pub async fn subscribe(
         }
     }
     let upgrade = upgrade.map_err(|_| ApiError::UpgradeRequired)?;
-    let slot = subscribers.admit(&caller)?;
-    let outbox = subscribers.limits.outbox(query.policy);
-    let mut subs = Subscriptions::new(subscribers.clone(), caller, outbox);
+    let (mut subs, slot) = subscribers.start(caller, query.policy)?;
     if let Some(req) = query.request() {
         // Started before the upgrade, so that a refusal (permissions, no
         // stream, JetStream) is still an HTTP problem the client can read.
