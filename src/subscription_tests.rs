@@ -151,3 +151,65 @@ async fn subscriptions_are_refused_before_nats_is_asked() {
     assert!(subs.is_empty(), "nothing was added by a refusal");
     assert_eq!(subs.outbox().pending(), (0, 0), "refusals queue no frame");
 }
+
+/// Records a live subscription as held, as a successful join would (the
+/// join itself needs NATS).
+fn hold_live(subs: &mut Subscriptions, subject: &str) {
+    let pattern = SubjectPattern::parse(subject).unwrap();
+    let topic = TopicKey {
+        pattern: pattern.clone(),
+        queue: None,
+    };
+    let gauge = subs.gauge("live");
+    subs.active
+        .insert(key(&pattern, &None), Active::Live(topic, gauge));
+}
+
+async fn frame_types(outbox: &Outbox) -> Vec<String> {
+    let mut frames = Vec::new();
+    if outbox.pending() != (0, 0) {
+        outbox.next_batch(&mut frames, 100).await;
+    }
+    frames.iter().map(|f| f.kind.to_string()).collect()
+}
+
+#[tokio::test]
+async fn held_subjects_are_confirmed_again_and_only_new_ones_count_against_the_limit() {
+    let config = config();
+    let ctx = context(&config, 1).await;
+    let live = || ctx.metrics.subscriptions.with_label_values(&["live"]).get();
+    let mut subs = Subscriptions::new(ctx.clone(), caller(&config), ctx.limits.outbox(None));
+    for subject in ["md.a", "md.b", "md.c"] {
+        hold_live(&mut subs, subject);
+    }
+    assert_eq!(live(), 3);
+
+    // At the token's limit of three: subjects already held are no new
+    // subscriptions (each is confirmed again), a fourth is refused.
+    let again = request(&["md.a", "md.c"], Deliver::New);
+    subs.subscribe(&again, None).await.expect("already held");
+    assert_eq!(
+        frame_types(subs.outbox()).await,
+        ["subscribed", "subscribed"]
+    );
+    let fourth = request(&["md.a", "md.d"], Deliver::New);
+    let err = subs.subscribe(&fourth, None).await.unwrap_err();
+    assert_eq!(err.code(), "too_many_subscriptions");
+    assert_eq!(live(), 3, "a refusal adds nothing");
+
+    subs.unsubscribe("md.b", None).await.expect("held");
+    assert_eq!(live(), 2, "the gauge follows");
+    let err = subs.unsubscribe("md.b", None).await.unwrap_err();
+    assert_eq!(err.code(), "not_subscribed", "removed once");
+    assert_eq!(
+        subs.unsubscribe("md.a", Some("q"))
+            .await
+            .unwrap_err()
+            .code(),
+        "not_subscribed"
+    );
+
+    subs.leave_all().await;
+    assert!(subs.is_empty());
+    assert_eq!(live(), 0);
+}
