@@ -19,11 +19,16 @@ const SECRET: &str = "unit-secret";
 /// A config whose one token may subscribe to `md.>` only, hold two
 /// connections and three subscriptions per connection.
 fn config() -> Config {
+    config_granting("md.>")
+}
+
+/// The same token with another subscribe grant.
+fn config_granting(allow: &str) -> Config {
     let yaml = format!(
         "nats_client: {{nats_url: 'nats://127.0.0.1:1', connect_timeout: 0.1}}\n\
          gateway: {{jetstream: {{api_timeout_ms: 100}}, websocket: {{max_subscriptions_per_socket: 5}}}}\n\
          auth:\n  tokens:\n    - name: unit\n      token_sha256: '{}'\n      \
-         subscribe: {{allow: ['md.>']}}\n      max_connections: 2\n      max_subscriptions: 3\n",
+         subscribe: {{allow: ['{allow}']}}\n      max_connections: 2\n      max_subscriptions: 3\n",
         hex::encode(Sha256::digest(SECRET))
     );
     Config::from_yaml(&yaml, None).expect("valid config").config
@@ -212,4 +217,38 @@ async fn held_subjects_are_confirmed_again_and_only_new_ones_count_against_the_l
     subs.leave_all().await;
     assert!(subs.is_empty());
     assert_eq!(live(), 0);
+}
+
+#[tokio::test]
+async fn a_narrowed_grant_ends_what_it_no_longer_covers_and_a_removed_token_closes() {
+    let config = config();
+    let ctx = context(&config, 1).await;
+    let mut subs = Subscriptions::new(ctx.clone(), caller(&config), ctx.limits.outbox(None));
+    hold_live(&mut subs, "md.a");
+    hold_live(&mut subs, "md.b");
+    for subject in ["md.b", "md.a"] {
+        let subject = async_nats::Subject::from(subject);
+        subs.outbox()
+            .push_message(Frame::message(&subject, b"1", None, None));
+    }
+    let admission = Admission::new([127, 0, 0, 1].into(), &axum::http::HeaderMap::new());
+
+    let narrowed = Auth::from_config(&config_granting("md.a"));
+    subs.recheck(&narrowed, &admission)
+        .await
+        .expect("the token stays");
+    let mut frames = Vec::new();
+    subs.outbox().next_batch(&mut frames, 100).await;
+    let seen: Vec<(&str, Option<&str>)> =
+        frames.iter().map(|f| (f.kind, f.subject_key())).collect();
+    assert_eq!(seen, [("message", Some("md.a")), ("unsubscribed", None)]);
+    assert!(frames[1].text.contains(r#""subject":"md.b""#) && frames[1].text.contains("forbidden"));
+    assert_eq!(ctx.metrics.revoked_subscription.get(), 1);
+    assert!(subs.unsubscribe("md.a", None).await.is_ok(), "md.a stays");
+
+    let mut other = config_granting("md.>");
+    other.auth.as_mut().unwrap().tokens[0].name = "someone-else".into();
+    let closed = subs.recheck(&Auth::from_config(&other), &admission).await;
+    assert_eq!(closed.unwrap_err().code, 1008);
+    assert_eq!(ctx.metrics.revoked_connection.get(), 1);
 }
