@@ -93,12 +93,17 @@ impl Gateway {
             listener,
             give_up,
         } = self;
-        state.tasks.spawn(bus::run_monitor(
+        state.tasks.spawn(crate::streams::run_monitor(
             state.bus.clone(),
             state.reconciler.clone(),
             state.shutdown.clone(),
         ));
-        state.tasks.spawn(crate::stats::run(state.clone()));
+        let samples = state.clone();
+        state.tasks.spawn(crate::stats::run(
+            state.metrics.clone(),
+            state.shutdown.clone(),
+            move |sample| samples.stats.push(sample),
+        ));
 
         let shutdown = state.shutdown.clone();
         let stop = {

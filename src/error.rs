@@ -8,10 +8,27 @@ use std::time::Duration;
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::subject::{NameError, SubjectError};
+
+/// A per-item error inside a batch or an error frame.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ItemError {
+    /// Stable error code, as in problem documents.
+    pub code: String,
+    pub message: String,
+}
+
+impl From<&ApiError> for ItemError {
+    fn from(err: &ApiError) -> Self {
+        Self {
+            code: err.code().to_owned(),
+            message: err.detail(),
+        }
+    }
+}
 
 /// Media type of every error body.
 pub const PROBLEM_JSON: &str = "application/problem+json";

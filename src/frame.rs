@@ -7,8 +7,22 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::Serialize;
 
-use crate::protocol::ItemError;
-use crate::streams::convert::push_rfc3339;
+use async_nats::header::{NATS_SEQUENCE, NATS_SUBJECT, NATS_TIME_STAMP};
+
+use crate::error::ItemError;
+use crate::util::time::push_rfc3339;
+
+/// Headers the server adds to a Direct Get reply or a re-published
+/// message; they become the frame's `stream`/`seq`/`time`, not `headers`.
+pub const BOOKKEEPING: [&str; 7] = [
+    "Nats-Stream",
+    "Nats-Subject",
+    "Nats-Sequence",
+    "Nats-Time-Stamp",
+    "Nats-Num-Pending",
+    "Nats-Last-Sequence",
+    "Nats-UpTo-Sequence",
+];
 
 /// Where a stored message sits in its stream (JetStream deliveries only).
 /// Borrowed and unformatted: it only lives while its frame is encoded.
@@ -77,13 +91,7 @@ impl Frame {
         headers: Option<&async_nats::HeaderMap>,
         at: &StoredAt<'_>,
     ) -> Frame {
-        Self::encode(
-            subject,
-            payload,
-            headers,
-            Some(at),
-            &crate::bus::direct::BOOKKEEPING,
-        )
+        Self::encode(subject, payload, headers, Some(at), &BOOKKEEPING)
     }
 
     fn encode(
@@ -225,7 +233,7 @@ fn push_headers(out: &mut String, headers: &async_nats::HeaderMap, skip: &[&str]
 }
 
 /// Frames the server sends besides messages. The AsyncAPI document's frame
-/// schemas are generated from this type (see `crate::asyncapi`).
+/// schemas are generated from this type (see the asyncapi module).
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerFrame<'a> {
@@ -327,6 +335,47 @@ impl<'a> ServerFrame<'a> {
             id,
         }
     }
+}
+
+/// Encodes a stored message (a Direct Get reply or a re-published copy) as
+/// a frame: the original subject, `stream`, `seq` and `time` from the
+/// server's headers, the message's own headers without them. `subject`
+/// overrides the `Nats-Subject` header when the caller has it already.
+pub fn from_stored_message(
+    stream: &str,
+    msg: &async_nats::Message,
+    subject: Option<&str>,
+) -> Option<(u64, Frame)> {
+    let headers = msg.headers.as_ref()?;
+    let seq = headers.get(NATS_SEQUENCE)?.as_str().parse().ok()?;
+    let subject = match subject {
+        Some(subject) => subject,
+        None => headers.get(NATS_SUBJECT)?.as_str(),
+    };
+    let time = headers
+        .get(NATS_TIME_STAMP)
+        .map(|v| v.as_str())
+        .filter(|t| is_timestamp(t));
+    let at = StoredAt {
+        stream,
+        seq,
+        time: None,
+        time_text: time,
+    };
+    Some((
+        seq,
+        Frame::stored(subject, &msg.payload, Some(headers), &at),
+    ))
+}
+
+/// The server writes RFC 3339 (`2026-11-30T15:24:18.076809334Z`); this
+/// keeps anything else (a forged header) out of the JSON it is copied into.
+fn is_timestamp(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= 40
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_digit() || matches!(b, b'T' | b'Z' | b':' | b'.' | b'+' | b'-'))
 }
 
 #[cfg(test)]
@@ -438,7 +487,7 @@ mod tests {
     fn stored_frames_leave_the_servers_bookkeeping_headers_out() {
         let mut headers = async_nats::HeaderMap::new();
         headers.insert("Nats-Msg-Id", "m1");
-        for name in crate::bus::direct::BOOKKEEPING {
+        for name in BOOKKEEPING {
             headers.insert(name, "1");
         }
         let at = StoredAt {
@@ -536,6 +585,19 @@ mod properties {
                 prop_assert_eq!(payload, back);
             }
             prop_assert_eq!(v["headers"]["X-P"].as_str(), Some(header.as_str()));
+        }
+    }
+
+    #[test]
+    fn only_timestamp_characters_pass() {
+        for (text, ok) in [
+            ("2026-11-30T15:24:18.076809334Z", true),
+            ("2026-11-30T15:24:18+02:00", true),
+            ("", false),
+            ("2026\"}", false),
+            ("2026-11-30 15:24:18 +0000 UTC", false),
+        ] {
+            assert_eq!(is_timestamp(text), ok, "{text}");
         }
     }
 }

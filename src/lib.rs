@@ -30,9 +30,9 @@ pub mod stats;
 pub mod streams;
 pub mod subject;
 pub mod subscription;
-pub mod swap;
 pub mod telemetry;
 pub mod trace_context;
+pub mod util;
 pub mod ws;
 
 pub use app::{Gateway, build_router};

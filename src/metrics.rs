@@ -16,8 +16,6 @@ use prometheus::{
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
-use crate::bus::BusStatus;
-
 const NS: &str = "marketprism_broker";
 
 /// Label values known in advance (each gets its series at startup).
@@ -237,17 +235,6 @@ impl Metrics {
         }
     }
 
-    /// Counts what happened to a message pushed into a subscriber's queue.
-    pub fn pushed(&self, pushed: crate::fanout::Pushed) {
-        use crate::fanout::Pushed;
-        match pushed {
-            Pushed::Queued | Pushed::Deferred => {}
-            Pushed::Conflated => self.conflated.inc(),
-            Pushed::Dropped => self.dropped.inc(),
-            Pushed::Overflow => self.slow_consumer_closes.inc(),
-        }
-    }
-
     /// Counts one publish; `stored` says which route it took.
     pub fn publish<T>(
         &self,
@@ -266,19 +253,17 @@ impl Metrics {
     }
 
     /// The text exposition, with state gauges refreshed first.
-    pub fn render(&self, nats: &BusStatus, streams: &[StreamStats]) -> String {
+    pub fn render(&self, nats: &dyn ConnectionGauges, streams: &[StreamStats]) -> String {
         let _one_at_a_time = self.render.lock().unwrap_or_else(|e| e.into_inner());
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             self.tasks.set(runtime.metrics().num_alive_tasks() as i64);
         }
         self.connected.set(i64::from(nats.connected()));
         self.jetstream_reachable
-            .set(i64::from(nats.jetstream.reachable));
+            .set(i64::from(nats.jetstream_reachable()));
         self.server.reset();
-        if let (true, Some(server)) = (nats.connected(), &nats.server) {
-            self.server
-                .with_label_values(&[&server.name, &server.address, &server.version])
-                .set(1);
+        if let (true, Some(server)) = (nats.connected(), nats.server()) {
+            self.server.with_label_values(&server).set(1);
         }
         // Streams that are gone (or no longer declared) lose their series.
         self.stream_messages.reset();
@@ -307,6 +292,15 @@ impl Default for Metrics {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// What `/metrics` reports of the NATS connection. The bus implements it,
+/// so metrics (below the bus) need not know its types.
+pub trait ConnectionGauges {
+    fn connected(&self) -> bool;
+    fn jetstream_reachable(&self) -> bool;
+    /// The server in use: name, address, version.
+    fn server(&self) -> Option<[&str; 3]>;
 }
 
 /// Keeps a gauge raised while it lives (a connection, a subscription).

@@ -109,10 +109,7 @@ impl Spans {
             KeyValue::new("messaging.destination.name", subject.to_owned()),
             KeyValue::new("messaging.operation.name", name),
         ];
-        if let Some(id) = headers
-            .as_ref()
-            .and_then(|h| h.get(crate::bus::headers::MSG_ID))
-        {
+        if let Some(id) = headers.as_ref().and_then(|h| h.get(crate::util::MSG_ID)) {
             attributes.push(KeyValue::new(
                 "messaging.message.id",
                 id.as_str().to_owned(),

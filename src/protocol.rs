@@ -5,12 +5,14 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::Bytes;
 use indexmap::IndexMap;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::value::RawValue;
 use utoipa::ToSchema;
 
 use crate::bus::Outbound;
 use crate::bus::headers::HeaderBuilder;
+pub use crate::error::ItemError;
+
 use crate::error::ApiError;
 use crate::subject::Subject;
 use crate::trace_context::TraceContext;
@@ -110,22 +112,5 @@ fn slice_or_copy(source: &Bytes, part: &[u8]) -> Bytes {
         source.slice_ref(part)
     } else {
         Bytes::copy_from_slice(part)
-    }
-}
-
-/// A per-item error inside a batch or an error frame.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct ItemError {
-    /// Stable error code, as in problem documents.
-    pub code: String,
-    pub message: String,
-}
-
-impl From<&ApiError> for ItemError {
-    fn from(err: &ApiError) -> Self {
-        Self {
-            code: err.code().to_owned(),
-            message: err.detail(),
-        }
     }
 }

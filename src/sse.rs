@@ -13,15 +13,34 @@ use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::auth::{Access, Auth, Caller};
+use crate::config::Config;
 use crate::error::ApiError;
 use crate::fanout::{Batch, CloseReason, Outbox};
 use crate::frame::{Frame, ServerFrame};
 use crate::metrics::GaugeGuard;
-use crate::state::AppState;
 use crate::subscription::{self, Slot, Subscriptions};
 use crate::ws::SubscribeQuery;
+
+/// What an SSE stream needs of the gateway (its handler takes this, built
+/// from the application state, instead of the whole of it).
+#[derive(Clone)]
+pub struct Context {
+    pub subscribers: subscription::Context,
+    /// Between comment lines that keep proxies from closing an idle stream.
+    pub heartbeat: Duration,
+}
+
+impl Context {
+    pub fn new(subscribers: subscription::Context, config: &Config) -> Self {
+        Self {
+            subscribers,
+            heartbeat: Duration::from_millis(config.gateway.sse.heartbeat_ms),
+        }
+    }
+}
 
 /// Subscribe over Server-Sent Events.
 ///
@@ -63,13 +82,13 @@ use crate::ws::SubscribeQuery;
     )
 )]
 pub async fn events(
-    State(state): State<AppState>,
+    State(ctx): State<Context>,
     Caller(caller): Caller,
     Extension(access): Extension<Access>,
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    state.auth.load().check_origin(access.admission())?;
+    access.current().check_origin(access.admission())?;
     let mut query = SubscribeQuery::parse(raw.as_deref())?;
     if let Some(last) = headers.get("last-event-id") {
         let last = last.to_str().map_err(|_| {
@@ -80,27 +99,28 @@ pub async fn events(
     let request = query
         .request()
         .ok_or_else(|| ApiError::InvalidQuery("subject is required".into()))?;
-    subscription::check_subject_count(&state, request.patterns.len())?;
-    let slot = subscription::admit(&state, &caller)?;
-    let policy = query
-        .policy
-        .unwrap_or(state.config.gateway.websocket.slow_consumer_policy);
-    let outbox = subscription::outbox(&state, policy);
-    let heartbeat = Duration::from_millis(state.config.gateway.sse.heartbeat_ms);
-    let mut subs = Subscriptions::new(state.clone(), caller, outbox.clone());
+    let subscribers = ctx.subscribers;
+    subscribers
+        .limits
+        .check_subject_count(request.patterns.len())?;
+    let (mut subs, slot) = subscribers.start(caller, query.policy)?;
+    let outbox = subs.outbox().clone();
+    let metrics = subscribers.metrics.clone();
+    let (shutdown, tasks) = (subscribers.shutdown.clone(), subscribers.tasks.clone());
     subs.subscribe(&request, None).await?;
     let feed = Feed {
         subs: Some(subs),
         outbox,
-        shutdown: state.shutdown.clone(),
+        shutdown,
+        tasks,
         access,
         finishing: None,
         ended: false,
         batch: Vec::new(),
         ready: VecDeque::new(),
         _slot: slot,
-        _open: GaugeGuard::new(state.metrics.connections.with_label_values(&["sse"])),
-        frames_sent: state.metrics.frames_sent.with_label_values(&["sse"]),
+        _open: GaugeGuard::new(metrics.connections.with_label_values(&["sse"])),
+        frames_sent: metrics.frames_sent.with_label_values(&["sse"]),
     };
     let events = futures::stream::unfold(feed, |mut feed| async move {
         let event = feed.next().await?;
@@ -108,7 +128,7 @@ pub async fn events(
     });
     Ok(Sse::new(events)
         // Comment lines keep proxies from closing an idle stream.
-        .keep_alive(KeepAlive::new().interval(heartbeat).text("heartbeat"))
+        .keep_alive(KeepAlive::new().interval(ctx.heartbeat).text("heartbeat"))
         .into_response())
 }
 
@@ -117,6 +137,8 @@ struct Feed {
     subs: Option<Subscriptions>,
     outbox: Arc<Outbox>,
     shutdown: CancellationToken,
+    /// Where the teardown of a dropped stream runs, so shutdown waits for it.
+    tasks: TaskTracker,
     access: Access,
     /// Set when a reload left no subscription: the stream ends with this
     /// once what is queued has been sent.
@@ -209,7 +231,7 @@ impl Feed {
 impl Drop for Feed {
     fn drop(&mut self) {
         if let Some(mut subs) = self.subs.take() {
-            tokio::spawn(async move { subs.leave_all().await });
+            self.tasks.spawn(async move { subs.leave_all().await });
         }
     }
 }

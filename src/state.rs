@@ -16,7 +16,7 @@ use crate::config::Config;
 use crate::fanout::Hub;
 use crate::metrics::Metrics;
 use crate::streams::Reconciler;
-use crate::swap::Swap;
+use crate::util::Swap;
 
 /// State shared by every handler; cheap to clone.
 #[derive(Clone)]
@@ -70,6 +70,7 @@ impl AppState {
         let metrics = bus.metrics().clone();
         let hub = Arc::new(Hub::new(
             bus.clone(),
+            Arc::new(crate::replay::HistoryReader(bus.clone())),
             bus.settings().send_timeout,
             metrics.clone(),
         ));
@@ -88,5 +89,33 @@ impl AppState {
             metrics,
             stats: Default::default(),
         }))
+    }
+}
+
+/// The narrow contexts the subscriber handlers (`GET /subscribe`,
+/// `GET /events`) take instead of the whole state.
+impl AppState {
+    pub fn subscribers(&self) -> crate::subscription::Context {
+        crate::subscription::Context {
+            bus: self.bus.clone(),
+            hub: self.hub.clone(),
+            tasks: self.tasks.clone(),
+            shutdown: self.shutdown.clone(),
+            metrics: self.metrics.clone(),
+            slots: self.ws_slots.clone(),
+            limits: crate::subscription::Limits::from_settings(&self.config.gateway.websocket),
+        }
+    }
+}
+
+impl axum::extract::FromRef<AppState> for crate::ws::Context {
+    fn from_ref(state: &AppState) -> Self {
+        Self::new(state.subscribers(), &state.config)
+    }
+}
+
+impl axum::extract::FromRef<AppState> for crate::sse::Context {
+    fn from_ref(state: &AppState) -> Self {
+        Self::new(state.subscribers(), &state.config)
     }
 }

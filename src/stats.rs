@@ -5,15 +5,15 @@
 //! no work to the hot paths.
 
 use std::collections::VecDeque;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use prometheus::core::Collector;
 use serde::Serialize;
+use tokio_util::sync::CancellationToken;
 use utoipa::ToSchema;
 
 use crate::metrics::Metrics;
-use crate::state::AppState;
 
 /// How often the sampler runs.
 pub const INTERVAL: Duration = Duration::from_secs(1);
@@ -89,7 +89,7 @@ impl Default for History {
 }
 
 impl History {
-    fn push(&self, sample: Sample) {
+    pub fn push(&self, sample: Sample) {
         let mut samples = self.samples.lock().unwrap_or_else(|e| e.into_inner());
         if samples.len() == KEEP {
             samples.pop_front();
@@ -110,19 +110,24 @@ impl History {
     }
 }
 
-/// Samples once a second until shutdown.
-pub async fn run(state: AppState) {
+/// Samples once a second until shutdown, handing each sample to `record`
+/// (the app keeps them in its [`History`]).
+pub async fn run(
+    metrics: Arc<Metrics>,
+    shutdown: CancellationToken,
+    record: impl Fn(Sample) + Send + 'static,
+) {
     let mut tick = tokio::time::interval(INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last = (Instant::now(), totals(&state.metrics));
+    let mut last = (Instant::now(), totals(&metrics));
     tick.tick().await;
     loop {
         tokio::select! {
-            () = state.shutdown.cancelled() => return,
+            () = shutdown.cancelled() => return,
             _ = tick.tick() => {}
         }
-        let now = (Instant::now(), totals(&state.metrics));
-        state.stats.push(rates(last, now, gauges(&state.metrics)));
+        let now = (Instant::now(), totals(&metrics));
+        record(rates(last, now, gauges(&metrics)));
         last = now;
     }
 }

@@ -7,56 +7,116 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde_json::value::RawValue;
-use tokio::sync::OwnedSemaphorePermit;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::auth::{Admission, Auth, ConnectionGuard, Principal};
-use crate::config::SlowConsumerPolicy;
+use crate::bus::Bus;
+use crate::config::{SlowConsumerPolicy, WebSocketSettings};
 use crate::error::ApiError;
-use crate::fanout::{CloseReason, MemberId, Outbox, OutboxLimits, TopicKey};
+use crate::fanout::{CloseReason, Hub, MemberId, Outbox, OutboxLimits, TopicKey};
 use crate::frame::{Frame, ServerFrame};
-use crate::metrics::GaugeGuard;
+use crate::metrics::{GaugeGuard, Metrics};
 use crate::protocol::ItemError;
 use crate::replay::{self, Deliver, ReplayHandle};
-use crate::state::AppState;
 use crate::subject::SubjectPattern;
 
 /// A subscriber's places in the connection limits: the gateway-wide one
 /// and its token's; both are released when this is dropped.
 pub type Slot = (OwnedSemaphorePermit, ConnectionGuard);
 
-/// Refuses a new subscriber (WebSocket or SSE) that asks for more
-/// subjects up front than one connection may hold.
-pub fn check_subject_count(state: &AppState, subjects: usize) -> Result<(), ApiError> {
-    let limit = state.config.gateway.websocket.max_subscriptions_per_socket;
-    if subjects > limit {
-        return Err(ApiError::TooManySubscriptions(limit));
+/// What a subscriber (a WebSocket or an SSE stream) needs of the gateway,
+/// handed over once per connection, so subscriptions depend on these and
+/// not on the application state.
+#[derive(Clone)]
+pub struct Context {
+    pub bus: Arc<Bus>,
+    pub hub: Arc<Hub>,
+    /// Tracks the connection's tasks, so shutdown waits for them.
+    pub tasks: TaskTracker,
+    /// Cancelled when the gateway starts shutting down.
+    pub shutdown: CancellationToken,
+    pub metrics: Arc<Metrics>,
+    /// One permit per connection, WebSocket or SSE.
+    pub slots: Arc<Semaphore>,
+    pub limits: Limits,
+}
+
+/// `gateway.websocket`'s limits, which SSE streams share.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_connections: usize,
+    /// Subscriptions one connection may hold (a token may allow fewer).
+    pub max_subscriptions: usize,
+    pub outbox: OutboxLimits,
+    /// The slow-consumer policy when the client picks none.
+    pub default_policy: SlowConsumerPolicy,
+}
+
+impl Limits {
+    pub fn from_settings(ws: &WebSocketSettings) -> Self {
+        Self {
+            max_connections: ws.max_connections,
+            max_subscriptions: ws.max_subscriptions_per_socket,
+            outbox: OutboxLimits {
+                max_messages: ws.queue_max_messages,
+                max_bytes: ws.queue_max_bytes,
+                max_replies: ws.max_pending_replies,
+            },
+            default_policy: ws.slow_consumer_policy,
+        }
     }
-    Ok(())
+
+    /// Refuses a new subscriber (WebSocket or SSE) that asks for more
+    /// subjects up front than one connection may hold.
+    pub fn check_subject_count(&self, subjects: usize) -> Result<(), ApiError> {
+        if subjects > self.max_subscriptions {
+            return Err(ApiError::TooManySubscriptions(self.max_subscriptions));
+        }
+        Ok(())
+    }
+
+    /// A subscriber's outbox with `policy`, or the default one.
+    pub fn outbox(&self, policy: Option<SlowConsumerPolicy>) -> Arc<Outbox> {
+        Arc::new(Outbox::new(
+            self.outbox,
+            policy.unwrap_or(self.default_policy),
+        ))
+    }
 }
 
-/// Takes a new subscriber's places in the gateway's connection limit and
-/// in the caller's own quota.
-pub fn admit(state: &AppState, caller: &Principal) -> Result<Slot, ApiError> {
-    let settings = &state.config.gateway.websocket;
-    let permit = state
-        .ws_slots
-        .clone()
-        .try_acquire_owned()
-        .map_err(|_| ApiError::TooManyConnections(settings.max_connections))?;
-    Ok((permit, caller.open_connection()?))
-}
+impl Context {
+    /// Takes a new subscriber's places in the gateway's connection limit and
+    /// in the caller's own quota.
+    pub fn admit(&self, caller: &Principal) -> Result<Slot, ApiError> {
+        let permit = self
+            .slots
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| ApiError::TooManyConnections(self.limits.max_connections))?;
+        Ok((permit, caller.open_connection()?))
+    }
 
-/// A subscriber's outbox, bounded by `gateway.websocket`'s queue limits.
-pub fn outbox(state: &AppState, policy: SlowConsumerPolicy) -> Arc<Outbox> {
-    let settings = &state.config.gateway.websocket;
-    Arc::new(Outbox::new(
-        OutboxLimits {
-            max_messages: settings.queue_max_messages,
-            max_bytes: settings.queue_max_bytes,
-            max_replies: settings.max_pending_replies,
-        },
-        policy,
-    ))
+    /// A new subscriber's places in the limits and its (still empty)
+    /// subscriptions, feeding an outbox with `policy` or the default one.
+    pub fn start(
+        &self,
+        caller: Principal,
+        policy: Option<SlowConsumerPolicy>,
+    ) -> Result<(Subscriptions, Slot), ApiError> {
+        let slot = self.admit(&caller)?;
+        let outbox = self.limits.outbox(policy);
+        Ok((Subscriptions::new(self.clone(), caller, outbox), slot))
+    }
+
+    fn replays(&self) -> replay::Replays {
+        replay::Replays {
+            bus: self.bus.clone(),
+            hub: self.hub.clone(),
+            tasks: self.tasks.clone(),
+        }
+    }
 }
 
 /// What a client asks to subscribe to.
@@ -92,7 +152,7 @@ impl Active {
 type Key = (String, Option<String>);
 
 pub struct Subscriptions {
-    state: AppState,
+    ctx: Context,
     caller: Principal,
     outbox: Arc<Outbox>,
     member: MemberId,
@@ -100,10 +160,10 @@ pub struct Subscriptions {
 }
 
 impl Subscriptions {
-    pub fn new(state: AppState, caller: Principal, outbox: Arc<Outbox>) -> Self {
-        let member = state.hub.new_member_id();
+    pub fn new(ctx: Context, caller: Principal, outbox: Arc<Outbox>) -> Self {
+        let member = ctx.hub.new_member_id();
         Self {
-            state,
+            ctx,
             caller,
             outbox,
             member,
@@ -116,7 +176,7 @@ impl Subscriptions {
     }
 
     fn gauge(&self, kind: &str) -> GaugeGuard {
-        GaugeGuard::new(self.state.metrics.subscriptions.with_label_values(&[kind]))
+        GaugeGuard::new(self.ctx.metrics.subscriptions.with_label_values(&[kind]))
     }
 
     pub fn outbox(&self) -> &Arc<Outbox> {
@@ -134,15 +194,10 @@ impl Subscriptions {
         for pattern in &req.patterns {
             self.caller.check_subscribe(pattern)?;
         }
-        let bus = &self.state.bus;
+        let bus = &self.ctx.bus;
         bus.routing().wait_loaded(bus.settings().api_timeout).await;
         self.forget_finished();
-        let global = self
-            .state
-            .config
-            .gateway
-            .websocket
-            .max_subscriptions_per_socket;
+        let global = self.ctx.limits.max_subscriptions;
         let limit = self
             .caller
             .max_subscriptions()
@@ -164,7 +219,7 @@ impl Subscriptions {
             }
             return Ok(());
         }
-        replay::check(&self.state.bus, req)?;
+        replay::check(&self.ctx.bus, &req.patterns, req.queue.as_deref())?;
         let first = req
             .patterns
             .first()
@@ -181,13 +236,8 @@ impl Subscriptions {
             deliver: Some(req.deliver.name()),
             id,
         });
-        let replays = replay::Replays {
-            bus: self.state.bus.clone(),
-            hub: self.state.hub.clone(),
-            tasks: self.state.tasks.clone(),
-        };
         let handle = replay::start(
-            &replays,
+            &self.ctx.replays(),
             self.outbox.clone(),
             req.patterns.clone(),
             req.deliver.clone(),
@@ -223,7 +273,7 @@ impl Subscriptions {
             pattern: pattern.clone(),
             queue: queue.clone(),
         };
-        self.state
+        self.ctx
             .hub
             .join(&topic, self.member, self.outbox.clone(), confirm)
             .await?;
@@ -265,7 +315,7 @@ impl Subscriptions {
     /// has ended).
     async fn stop(&self, active: Active) {
         match active {
-            Active::Live(topic, _) => self.state.hub.leave(&topic, self.member).await,
+            Active::Live(topic, _) => self.ctx.hub.leave(&topic, self.member).await,
             Active::Replay(handle, ..) => handle.stop().await,
         }
     }
@@ -292,7 +342,7 @@ impl Subscriptions {
         self.caller = match auth.recheck(&self.caller, admission) {
             Ok(caller) => caller,
             Err(revoked) => {
-                self.state.metrics.revoked_connection.inc();
+                self.ctx.metrics.revoked_connection.inc();
                 return Err(CloseReason {
                     code: 1008,
                     reason: revoked.reason(),
@@ -321,7 +371,7 @@ impl Subscriptions {
         for (key, reason) in &revoked {
             self.notify_ended(key, reason);
         }
-        self.state
+        self.ctx
             .metrics
             .revoked_subscription
             .inc_by(revoked.len() as u64);
@@ -367,7 +417,7 @@ impl Drop for Subscriptions {
         if topics.is_empty() {
             return;
         }
-        let (hub, member) = (self.state.hub.clone(), self.member);
+        let (hub, member) = (self.ctx.hub.clone(), self.member);
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(async move {
                 for topic in &topics {
@@ -390,3 +440,7 @@ fn unescape(subject: &str) -> std::borrow::Cow<'_, str> {
     serde_json::from_str::<String>(&format!("\"{subject}\""))
         .map_or_else(|_| subject.into(), Into::into)
 }
+
+#[cfg(test)]
+#[path = "subscription_tests.rs"]
+mod tests;

@@ -14,6 +14,7 @@ use message_broker::config::SlowConsumerPolicy;
 use message_broker::fanout::{Batch, Hub, MemberId, Outbox, OutboxLimits, TopicKey};
 use message_broker::frame::{Frame, ServerFrame};
 use message_broker::metrics::Metrics;
+use message_broker::replay::HistoryReader;
 use message_broker::subject::SubjectPattern;
 use serde_json::Value;
 
@@ -42,7 +43,8 @@ async fn bus(url: &str) -> Arc<Bus> {
 
 fn hub_on(bus: Arc<Bus>) -> Arc<Hub> {
     let metrics = bus.metrics().clone();
-    Arc::new(Hub::new(bus, Duration::from_secs(2), metrics))
+    let reader = Arc::new(HistoryReader(bus.clone()));
+    Arc::new(Hub::new(bus, reader, Duration::from_secs(2), metrics))
 }
 
 async fn hub(url: &str) -> Arc<Hub> {

@@ -697,7 +697,7 @@ async fn a_recheck_takes_messages_outside_the_new_grant_out_of_the_queue_before_
     use message_broker::config::{AuthConfig, PermissionConfig, SlowConsumerPolicy, TokenConfig};
     use message_broker::replay::Deliver;
     use message_broker::subject::SubjectPattern;
-    use message_broker::subscription::{self, SubscribeRequest, Subscriptions};
+    use message_broker::subscription::{SubscribeRequest, Subscriptions};
 
     let token = |subscribe: &[&str]| TokenConfig {
         name: "dash".into(),
@@ -745,11 +745,19 @@ async fn a_recheck_takes_messages_outside_the_new_grant_out_of_the_queue_before_
         .load()
         .authenticate(&headers, None, ip, false)
         .unwrap();
-    let outbox = subscription::outbox(&app.state, SlowConsumerPolicy::Drop);
-    let mut subs = Subscriptions::new(app.state.clone(), caller.clone(), outbox.clone());
+    let outbox = app
+        .state
+        .subscribers()
+        .limits
+        .outbox(Some(SlowConsumerPolicy::Drop));
+    let mut subs = Subscriptions::new(app.state.subscribers(), caller.clone(), outbox.clone());
     // Another subscriber of the same live topic, never re-checked.
-    let witness_box = subscription::outbox(&app.state, SlowConsumerPolicy::Drop);
-    let mut witness = Subscriptions::new(app.state.clone(), caller, witness_box.clone());
+    let witness_box = app
+        .state
+        .subscribers()
+        .limits
+        .outbox(Some(SlowConsumerPolicy::Drop));
+    let mut witness = Subscriptions::new(app.state.subscribers(), caller, witness_box.clone());
     let request = |pattern: &str, deliver: Deliver| SubscribeRequest {
         patterns: vec![SubjectPattern::parse(pattern).unwrap()],
         queue: None,

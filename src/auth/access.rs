@@ -77,6 +77,11 @@ impl Access {
         &self.admission
     }
 
+    /// The current tokens, origins and limits (the latest reload's).
+    pub fn current(&self) -> Arc<Auth> {
+        self.reloads.borrow().clone()
+    }
+
     /// Waits for the next reload and returns its config. Pending forever
     /// once the gateway is gone (the connection ends by other means then).
     pub async fn reloaded(&mut self) -> Arc<Auth> {

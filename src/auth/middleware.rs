@@ -8,7 +8,7 @@ use axum::http::request::Parts;
 use super::{Access, Admission, Auth, Principal};
 use crate::error::ApiError;
 use crate::net::ClientAddr;
-use crate::swap::Swap;
+use crate::util::Swap;
 
 /// What a route accepts as proof of its caller; the router's policy
 /// groups choose it.

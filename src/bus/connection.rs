@@ -74,6 +74,21 @@ impl BusStatus {
     }
 }
 
+impl crate::metrics::ConnectionGauges for BusStatus {
+    fn connected(&self) -> bool {
+        BusStatus::connected(self)
+    }
+
+    fn jetstream_reachable(&self) -> bool {
+        self.jetstream.reachable
+    }
+
+    fn server(&self) -> Option<[&str; 3]> {
+        let s = self.server.as_ref()?;
+        Some([&s.name, &s.address, &s.version])
+    }
+}
+
 /// Starts connecting to NATS and returns at once; the connection comes up
 /// (and comes back) in the background. `give_up` is cancelled when
 /// `max_reconnect_attempts` consecutive attempts have failed.

@@ -15,6 +15,26 @@ use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
 use tokio::time::Instant;
 
+// The values replays share (see `replay::history`), kept here
+// because the bus holds their caches.
+
+/// A stream's state as its leader reports it.
+#[derive(Debug, Clone, Copy)]
+pub struct Position {
+    pub first_seq: u64,
+    pub last_seq: u64,
+    pub direct: bool,
+    pub replicas: usize,
+}
+
+/// A `last_per_subject` snapshot read once and handed to every subscriber
+/// that asked for it while it was read: encoded once, shared.
+pub struct Snapshot {
+    /// The sequence the snapshot is as of.
+    pub up_to: u64,
+    pub frames: Vec<(u64, crate::frame::Frame)>,
+}
+
 /// Keys kept at most; finished reads beyond it are forgotten.
 const MAX_KEYS: usize = 1_024;
 /// How long a finished read is kept (from when it started).

@@ -7,7 +7,7 @@ use crate::error::ApiError;
 use crate::trace_context::{TRACEPARENT, TRACESTATE, TraceContext, TraceParent, valid_tracestate};
 
 /// The header JetStream deduplicates on.
-pub const MSG_ID: &str = "Nats-Msg-Id";
+pub use crate::util::MSG_ID;
 
 /// Accumulates validated headers for one message.
 #[derive(Default)]

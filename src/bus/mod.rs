@@ -1,6 +1,17 @@
 //! Everything that talks to NATS: the connection and its state, the
 //! subject→stream routing index, and the publish/request operations shared by
 //! the HTTP and WebSocket front ends.
+//!
+//! Where [`Bus`] and its methods live, by concern:
+//! - here: the handles (client, JetStream, routing, settings, metrics)
+//!   and the connection status;
+//! - `connection.rs`: [`connect`] (builds the bus) and the status the
+//!   client's events set;
+//! - `monitor.rs`: refreshing the routing index and stream sizes (the task
+//!   that calls it on every tick is `streams::run_monitor`);
+//! - `publish.rs` and `request.rs`: the operations the routes call;
+//! - `streams/api.rs` (outside this module, beside the JetStream error
+//!   mapping it needs): one bounded JetStream API call, `Bus::api`.
 
 mod connection;
 pub mod direct;
@@ -66,10 +77,9 @@ pub struct Bus {
     spans: Option<Arc<crate::otlp::Spans>>,
     /// Stream positions and subject lists shared by replays that start
     /// together (see [`fresh`]); `None` is a failed read.
-    pub(crate) positions: fresh::Fresh<Arc<str>, Option<crate::replay::history::Position>>,
+    pub(crate) positions: fresh::Fresh<Arc<str>, Option<fresh::Position>>,
     pub(crate) subject_lists: fresh::Fresh<StreamPatterns, Option<Arc<Vec<String>>>>,
-    pub(crate) snapshots:
-        fresh::Fresh<StreamPatterns, Option<Arc<crate::replay::history::Snapshot>>>,
+    pub(crate) snapshots: fresh::Fresh<StreamPatterns, Option<Arc<fresh::Snapshot>>>,
 }
 
 /// A stream and subject patterns (space-separated): what a shared read is of.
@@ -168,8 +178,4 @@ impl Bus {
     }
 }
 
-/// Shared handle to the bus.
-pub type SharedBus = Arc<Bus>;
-
 pub use connection::connect;
-pub use monitor::run_monitor;

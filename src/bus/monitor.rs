@@ -1,75 +1,26 @@
-//! The background task that keeps the bus's view of the server fresh:
-//! JetStream reachability, stream sizes and the routing index.
-
-use std::sync::Arc;
-use std::time::Duration;
+//! How the bus's view of the server is kept fresh: JetStream reachability,
+//! stream sizes and the routing index. The task that calls this on every
+//! tick (and reconciles declared streams first) is `streams::monitor`.
 
 use futures::TryStreamExt;
-use tokio::time::{MissedTickBehavior, interval, timeout};
-use tokio_util::sync::CancellationToken;
+use tokio::time::timeout;
 
 use super::Bus;
 use super::routing::StreamRoute;
 use crate::metrics::StreamStats;
-use crate::streams::Reconciler;
-use crate::swap::Swap;
-
-/// Runs until `shutdown` is cancelled: refreshes on every tick and whenever
-/// someone calls [`Bus::request_refresh`] (a reconnect does). After each
-/// new connection the declared streams are reconciled first, so a server
-/// that lost its state is provisioned again before routes are reloaded.
-pub async fn run_monitor(
-    bus: Arc<Bus>,
-    reconciler: Arc<Swap<Reconciler>>,
-    shutdown: CancellationToken,
-) {
-    let mut tick = interval(bus.settings.refresh_interval);
-    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    // (connection number, declaration) last reconciled: a reconnect or a
-    // reloaded config each ask for another run.
-    let mut reconciled: Option<(u64, Arc<Reconciler>)> = None;
-    // A run that left errors is repeated, less often each time; a new
-    // connection or declaration starts over at once.
-    let mut retry = Backoff::new();
-    let mut attempted: Option<(u64, Arc<Reconciler>)> = None;
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tick.tick() => {}
-            _ = bus.refresh.notified() => {}
-        }
-        let connects = bus.status.borrow().connects;
-        let current = reconciler.load();
-        let same = |seen: &Option<(u64, Arc<Reconciler>)>| {
-            seen.as_ref()
-                .is_some_and(|(n, r)| *n == connects && Arc::ptr_eq(r, &current))
-        };
-        let done = same(&reconciled);
-        if !same(&attempted) {
-            attempted = Some((connects, current.clone()));
-            retry = Backoff::new();
-        }
-        if !done && connects > 0 && retry.due() && bus.ensure_connected().is_ok() {
-            match current.run(&bus).await {
-                Ok(()) if current.has_errors() => {
-                    let wait = retry.failed();
-                    tracing::warn!(
-                        retry_in_ms = wait.as_millis() as u64,
-                        "declared streams or consumers failed to apply; retrying"
-                    );
-                }
-                Ok(()) => {
-                    retry = Backoff::new();
-                    reconciled = Some((connects, current));
-                }
-                Err(err) => tracing::warn!(error = %err, "stream reconciliation postponed"),
-            }
-        }
-        bus.refresh_now().await;
-    }
-}
 
 impl Bus {
+    /// Resolves when someone asked for a refresh (see
+    /// [`Bus::request_refresh`]); the monitor in `streams` waits on it.
+    pub fn refresh_requested(&self) -> tokio::sync::futures::Notified<'_> {
+        self.refresh.notified()
+    }
+
+    /// Successful connects so far: changes on every (re)connect.
+    pub fn connects(&self) -> u64 {
+        self.status.borrow().connects
+    }
+
     /// Re-reads the stream list; a failure marks
     /// JetStream unreachable but leaves the last good routing index in place.
     pub async fn refresh_now(&self) {
@@ -120,36 +71,5 @@ impl Bus {
         }
         *self.stream_stats.write().unwrap_or_else(|e| e.into_inner()) = stats;
         Ok(routes)
-    }
-}
-
-/// When a failed reconciliation may run again: 1 s after the first
-/// failure, doubling up to a minute.
-struct Backoff {
-    next: Option<tokio::time::Instant>,
-    wait: Duration,
-}
-
-impl Backoff {
-    const FIRST: Duration = Duration::from_secs(1);
-    const MAX: Duration = Duration::from_secs(60);
-
-    fn new() -> Self {
-        Self {
-            next: None,
-            wait: Self::FIRST,
-        }
-    }
-
-    fn due(&self) -> bool {
-        self.next.is_none_or(|at| tokio::time::Instant::now() >= at)
-    }
-
-    /// Records a failure; returns the wait before the next attempt.
-    fn failed(&mut self) -> Duration {
-        let wait = self.wait;
-        self.next = Some(tokio::time::Instant::now() + wait);
-        self.wait = (wait * 2).min(Self::MAX);
-        wait
     }
 }

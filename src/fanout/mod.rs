@@ -22,6 +22,7 @@
 //! `seq`) through a [`source::Source`] in a task of its own.
 
 pub mod outbox;
+mod read_back;
 mod rounds;
 pub mod source;
 mod topic;
@@ -34,6 +35,7 @@ use std::time::Duration;
 use tokio_util::task::TaskTracker;
 
 pub use outbox::{Batch, CloseReason, Outbox, OutboxLimits, Pushed};
+pub use read_back::{ReadBack, ReadBackBatch};
 
 use crate::bus::Bus;
 use crate::error::ApiError;
@@ -61,6 +63,8 @@ pub struct Hub {
 /// What the hub's background work (opening topics) needs too.
 struct Shared {
     bus: Arc<Bus>,
+    /// Reads back what a topic missed while reconnecting.
+    read_back: Arc<dyn ReadBack>,
     client: async_nats::Client,
     /// Held only for map operations, never across an await: joins and
     /// leaves of different topics never wait for each other's NATS work.
@@ -72,7 +76,12 @@ struct Shared {
 }
 
 impl Hub {
-    pub fn new(bus: Arc<Bus>, subscribe_timeout: Duration, metrics: Arc<Metrics>) -> Self {
+    pub fn new(
+        bus: Arc<Bus>,
+        read_back: Arc<dyn ReadBack>,
+        subscribe_timeout: Duration,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         let client = bus.client().clone();
         let tasks = TaskTracker::new();
         Self {
@@ -83,6 +92,7 @@ impl Hub {
                     tasks.clone(),
                 )),
                 bus,
+                read_back,
                 client,
                 topics: Mutex::new(HashMap::new()),
                 tasks,
@@ -205,7 +215,7 @@ impl Shared {
             let feed = Feed::new(topic.clone(), subscriber, self.metrics.clone());
             self.tasks.spawn(feed);
         } else {
-            let opening = source::open(&self.bus, key, plan);
+            let opening = source::open(&self.bus, &self.read_back, key, plan);
             let source = match tokio::time::timeout(self.subscribe_timeout, opening).await {
                 Ok(Ok(source)) => source,
                 Ok(Err(err)) => return Err(Failure::Refused(err.detail())),

@@ -11,6 +11,7 @@ use tokio::sync::Notify;
 
 use crate::config::SlowConsumerPolicy;
 use crate::frame::{Frame, ServerFrame};
+use crate::metrics::Metrics;
 
 #[derive(Debug, Clone, Copy)]
 pub struct OutboxLimits {
@@ -32,6 +33,18 @@ pub enum Pushed {
     /// Not queued: a replay's staging queue is full, and the replay reads
     /// these messages from the stream instead (nothing is lost).
     Deferred,
+}
+
+impl Pushed {
+    /// Counts what happened to a message pushed into a subscriber's queue.
+    pub fn count(self, metrics: &Metrics) {
+        match self {
+            Pushed::Queued | Pushed::Deferred => {}
+            Pushed::Conflated => metrics.conflated.inc(),
+            Pushed::Dropped => metrics.dropped.inc(),
+            Pushed::Overflow => metrics.slow_consumer_closes.inc(),
+        }
+    }
 }
 
 /// Why the socket must close.
@@ -397,6 +410,44 @@ mod tests {
         assert!(got[0].contains(r#""data":1"#) && got[1].contains(r#""data":2"#));
         assert_eq!(got[2], r#"{"type":"dropped","count":2}"#);
         assert_eq!(o.pending(), (0, 0));
+    }
+
+    #[tokio::test]
+    async fn each_policy_counts_what_it_did_to_a_slow_consumer() {
+        let metrics = Metrics::new();
+        let counters = |m: &Metrics| {
+            [
+                m.dropped.get(),
+                m.conflated.get(),
+                m.slow_consumer_closes.get(),
+            ]
+        };
+        let push_five = |policy, subjects: [&str; 5]| {
+            let o = outbox(policy);
+            for subject in subjects {
+                o.push_message(frame(subject, "1")).count(&metrics);
+            }
+            o
+        };
+        push_five(SlowConsumerPolicy::Drop, ["a", "b", "c", "d", "e"]);
+        assert_eq!(
+            counters(&metrics),
+            [3, 0, 0],
+            "drop: the three past the bound"
+        );
+        push_five(SlowConsumerPolicy::Conflate, ["a", "b", "a", "b", "c"]);
+        assert_eq!(
+            counters(&metrics),
+            [4, 2, 0],
+            "conflate: two replaced, one dropped"
+        );
+        let closed = push_five(SlowConsumerPolicy::Close, ["a", "b", "c", "d", "e"]);
+        assert_eq!(
+            counters(&metrics)[2],
+            1,
+            "close: the first overflow closes the socket, and counts once"
+        );
+        assert_eq!(drain(&closed).await, vec!["close 1008 slow consumer"]);
     }
 
     #[tokio::test]

@@ -25,11 +25,11 @@ use futures::stream::{BoxStream, SelectAll};
 use tokio::sync::watch;
 
 use super::TopicKey;
+use super::read_back::{ReadBack, ReadBackBatch};
 use crate::auth::reserved_prefix;
-use crate::bus::{Bus, BusStatus, direct};
+use crate::bus::{Bus, BusStatus};
 use crate::error::ApiError;
 use crate::frame::{Frame, ServerFrame};
-use crate::replay::history::{self, History, Plan as Read, Start};
 use crate::subject::SubjectPattern;
 
 /// Messages a repair reads back at most; past it the topic reports a gap.
@@ -102,6 +102,7 @@ pub struct Source {
     stored: SelectAll<BoxStream<'static, (usize, Message)>>,
     feeds: Vec<FeedState>,
     bus: Arc<Bus>,
+    reader: Arc<dyn ReadBack>,
     status: watch::Receiver<BusStatus>,
     connects: u64,
     repairs: bool,
@@ -129,7 +130,12 @@ enum Event {
 }
 
 /// Subscribes everything `plan` needs for `key`.
-pub async fn open(bus: &Arc<Bus>, key: &TopicKey, plan: Plan) -> Result<Source, ApiError> {
+pub async fn open(
+    bus: &Arc<Bus>,
+    reader: &Arc<dyn ReadBack>,
+    key: &TopicKey,
+    plan: Plan,
+) -> Result<Source, ApiError> {
     let client = bus.client();
     let subscribe = |subject: String| async {
         let sub = match &key.queue {
@@ -168,6 +174,7 @@ pub async fn open(bus: &Arc<Bus>, key: &TopicKey, plan: Plan) -> Result<Source, 
             .connects
             .load(std::sync::atomic::Ordering::Relaxed),
         bus: bus.clone(),
+        reader: reader.clone(),
         ready: VecDeque::new(),
     })
 }
@@ -245,7 +252,9 @@ impl Source {
         let Some(subject) = msg.subject.as_str().get(state.feed.prefix.len() + 1..) else {
             return;
         };
-        let Some((seq, frame)) = direct::frame(&state.feed.stream, msg, Some(subject)) else {
+        let Some((seq, frame)) =
+            crate::frame::from_stored_message(&state.feed.stream, msg, Some(subject))
+        else {
             return;
         };
         if seq <= state.delivered {
@@ -274,8 +283,8 @@ impl Source {
     async fn anchor(&mut self) {
         self.anchored = true;
         for state in &mut self.feeds {
-            match history::position(&self.bus, &state.feed.stream).await {
-                Ok(position) => state.started_after = Some(position.last_seq),
+            match self.reader.last_seq(&state.feed.stream).await {
+                Ok(last_seq) => state.started_after = Some(last_seq),
                 Err(err) => tracing::debug!(%err, stream = %state.feed.stream,
                     "no starting point for repairs of this topic"),
             }
@@ -310,34 +319,17 @@ impl Source {
 
     async fn read_back(&mut self, i: usize, from: u64) -> Result<(), ApiError> {
         let stream = self.feeds[i].feed.stream.clone();
-        let position = history::position(&self.bus, &stream).await?;
-        history::await_replica(&self.bus, &stream, &position).await?;
-        let mut read = History::open(
-            self.bus.clone(),
-            stream.clone(),
-            vec![self.pattern.clone()],
-            Read::Range(Start::Seq(from)),
-        )
-        .await?;
-        let mut frames = Vec::new();
-        let mut last = 0;
-        let result = loop {
-            match read.next().await {
-                Ok(Some((seq, frame))) => {
-                    last = seq;
-                    frames.push(frame);
-                    if frames.len() >= REPAIR_MAX {
-                        break Ok(true);
-                    }
-                }
-                Ok(None) => break Ok(false),
-                Err(err) => break Err(err),
-            }
-        };
-        read.close().await;
-        let cut_short = result?;
+        let ReadBackBatch {
+            frames,
+            last,
+            stream_last,
+            cut_short,
+        } = self
+            .reader
+            .read(&stream, &self.pattern, from, REPAIR_MAX)
+            .await?;
         let state = &mut self.feeds[i];
-        state.delivered = state.delivered.max(last).max(position.last_seq);
+        state.delivered = state.delivered.max(last).max(stream_last);
         if cut_short {
             // Too much to read back: the rest is reported as a gap.
             state.gap_from = Some(last + 1);

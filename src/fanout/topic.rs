@@ -116,13 +116,13 @@ impl Topic {
             for i in 0..n {
                 let (_, outbox) = &members[(start + i) % n];
                 if !outbox.is_full() || i == n - 1 {
-                    metrics.pushed(outbox.push_message(frame));
+                    outbox.push_message(frame).count(metrics);
                     return;
                 }
             }
         } else {
             for (_, outbox) in members.iter() {
-                metrics.pushed(outbox.push_message(frame.clone()));
+                outbox.push_message(frame.clone()).count(metrics);
             }
         }
     }

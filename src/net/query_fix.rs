@@ -12,9 +12,9 @@
 
 use std::io;
 use std::pin::Pin;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll};
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, ReadBuf};
 
 /// Longest header line tracked; longer ones make the fixer step aside and
 /// leave the verdict to hyper's own limits.
@@ -71,10 +71,6 @@ impl<IO> QueryFix<IO> {
         fix.rewrite(prefix, &mut pending);
         fix.pending = pending;
         fix
-    }
-
-    pub fn get_ref(&self) -> &IO {
-        &self.inner
     }
 
     /// Rewrites `input` into `out` and advances the phase.
@@ -216,36 +212,7 @@ impl<IO: AsyncRead + Unpin> AsyncRead for QueryFix<IO> {
     }
 }
 
-impl<IO: AsyncWrite + Unpin> AsyncWrite for QueryFix<IO> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        ready!(Pin::new(&mut self.inner).poll_shutdown(cx))?;
-        Poll::Ready(Ok(()))
-    }
-}
+super::forward_writes!(QueryFix);
 
 #[cfg(test)]
 mod tests {

@@ -174,7 +174,7 @@ async fn read_and_hand_over(p: Prepared, outbox: &Arc<Outbox>) -> Result<(), Api
                     // sequence and no history to overlap with.
                     let newer = frame.seq.is_none_or(|seq| seq > through);
                     if frame.kind == "message" && newer {
-                        metrics.pushed(new.push_message(frame));
+                        new.push_message(frame).count(metrics);
                     }
                 }
                 true

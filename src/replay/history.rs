@@ -15,6 +15,8 @@ use async_nats::Message;
 use futures::{FutureExt, TryStreamExt};
 use time::OffsetDateTime;
 
+pub use crate::bus::fresh::{Position, Snapshot};
+
 use crate::bus::Bus;
 use crate::bus::direct::{self, DirectGet, Reply, Request, Tagged};
 use crate::error::ApiError;
@@ -48,15 +50,6 @@ pub enum Plan {
     LastPerSubject { up_to: u64 },
     /// The newest message matching any pattern.
     Last,
-}
-
-/// A stream's state as its leader reports it.
-#[derive(Debug, Clone, Copy)]
-pub struct Position {
-    pub first_seq: u64,
-    pub last_seq: u64,
-    pub direct: bool,
-    pub replicas: usize,
 }
 
 /// Asks the stream's leader where the stream stands (`STREAM.INFO`).
@@ -302,7 +295,7 @@ impl History {
                 return Ok(None);
             };
             let (_, msg) = cursor.buf.pop_front().expect("not empty");
-            match direct::frame(&self.stream, &msg, None) {
+            match crate::frame::from_stored_message(&self.stream, &msg, None) {
                 Some((seq, frame)) if seq > self.emitted => {
                     self.emitted = seq;
                     return Ok(Some((seq, frame)));
@@ -394,14 +387,6 @@ impl History {
     pub async fn close(self) {
         self.dg.close().await;
     }
-}
-
-/// A `last_per_subject` snapshot read once and handed to every subscriber
-/// that asked for it while it was read: encoded once, shared.
-pub struct Snapshot {
-    /// The sequence the snapshot is as of.
-    pub up_to: u64,
-    pub frames: Vec<(u64, Frame)>,
 }
 
 /// Snapshots larger than this are not held whole: each subscriber streams

@@ -18,6 +18,7 @@
 
 pub mod direct;
 pub mod history;
+mod repair;
 mod task;
 
 use std::sync::Arc;
@@ -34,6 +35,8 @@ use crate::fanout::{Hub, Outbox};
 use crate::frame::{Frame, ServerFrame};
 use crate::protocol::ItemError;
 use crate::subject::SubjectPattern;
+
+pub use repair::HistoryReader;
 
 /// Where a subscription starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -155,20 +158,20 @@ impl Drop for ReplayHandle {
 
 /// Refuses what a replay subscription cannot be, without asking NATS:
 /// queue groups, overlapping subjects, subjects no single stream stores.
-pub fn check(bus: &Bus, req: &crate::subscription::SubscribeRequest) -> Result<(), ApiError> {
-    if req.queue.is_some() {
+pub fn check(bus: &Bus, patterns: &[SubjectPattern], queue: Option<&str>) -> Result<(), ApiError> {
+    if queue.is_some() {
         return Err(ApiError::InvalidQuery(
             "queue groups are for live delivery (deliver=new) only".into(),
         ));
     }
-    for (i, a) in req.patterns.iter().enumerate() {
-        if let Some(b) = req.patterns[i + 1..].iter().find(|b| a.overlaps(b)) {
+    for (i, a) in patterns.iter().enumerate() {
+        if let Some(b) = patterns[i + 1..].iter().find(|b| a.overlaps(b)) {
             return Err(ApiError::InvalidQuery(format!(
                 "replayed subjects must not overlap ({a} and {b})"
             )));
         }
     }
-    stream_for(bus, &req.patterns).map(|_| ())
+    stream_for(bus, patterns).map(|_| ())
 }
 
 /// Finds the one stream that stores `patterns`; replay needs exactly one.

@@ -170,7 +170,7 @@ pub async fn run(
             }));
         }
         if caught_up {
-            metrics.pushed(outbox.push_message(frame));
+            outbox.push_message(frame).count(&metrics);
             continue;
         }
         let pushed = tokio::select! {

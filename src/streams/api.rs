@@ -28,9 +28,7 @@ impl Bus {
             ))),
         }
     }
-}
 
-impl Bus {
     /// A handle on a stream by name, without fetching its info (the call
     /// made on it reports a missing stream).
     pub async fn stream_handle(

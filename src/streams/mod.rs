@@ -5,7 +5,9 @@ mod api;
 pub mod convert;
 mod diff;
 pub mod errors;
+mod monitor;
 pub mod reconcile;
 
 pub use errors::About;
+pub use monitor::run_monitor;
 pub use reconcile::{Difference, Reconciler, SyncReport, SyncStatus};

@@ -1,6 +1,7 @@
 //! `GET /subscribe`: WebSocket subscriptions, control ops and publishing.
 
 mod ops;
+mod parse;
 mod query;
 mod session;
 mod socket;
@@ -10,14 +11,36 @@ use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::{RawQuery, State, WebSocketUpgrade};
 use axum::response::Response;
 
-pub use ops::{check_op, subscription_op_schema};
+pub use parse::{check_op, subscription_op_schema};
 pub use query::{MAX_QUEUE_LEN, SubscribeQuery};
 pub use session::GOING_AWAY;
 
+use std::time::Duration;
+
 use crate::auth::{Access, Caller};
+use crate::config::{Config, WebSocketSettings};
 use crate::error::ApiError;
-use crate::state::AppState;
-use crate::subscription::Subscriptions;
+use crate::subscription;
+
+/// What a WebSocket session needs of the gateway (its handler takes this,
+/// built from the application state, instead of the whole of it).
+#[derive(Clone)]
+pub struct Context {
+    pub subscribers: subscription::Context,
+    pub settings: WebSocketSettings,
+    /// How long a publish waits for its JetStream ack.
+    pub ack_timeout: Duration,
+}
+
+impl Context {
+    pub fn new(subscribers: subscription::Context, config: &Config) -> Self {
+        Self {
+            subscribers,
+            settings: config.gateway.websocket.clone(),
+            ack_timeout: config.gateway.publish.ack_timeout(),
+        }
+    }
+}
 
 /// Subscribe to NATS subjects over WebSocket.
 ///
@@ -89,46 +112,44 @@ use crate::subscription::Subscriptions;
     )
 )]
 pub async fn subscribe(
-    State(state): State<AppState>,
+    State(ctx): State<Context>,
     Caller(caller): Caller,
     Extension(access): Extension<Access>,
     RawQuery(raw): RawQuery,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
-    state.auth.load().check_origin(access.admission())?;
+    access.current().check_origin(access.admission())?;
     let query = SubscribeQuery::parse(raw.as_deref())?;
-    crate::subscription::check_subject_count(&state, query.subjects.len())?;
-    let settings = &state.config.gateway.websocket;
+    let subscribers = &ctx.subscribers;
+    subscribers
+        .limits
+        .check_subject_count(query.subjects.len())?;
     if let Some(req) = query.request() {
         // What can be refused without NATS, before anything else.
         for pattern in &req.patterns {
             caller.check_subscribe(pattern)?;
         }
         if !req.deliver.is_live() {
-            let bus = &state.bus;
+            let bus = &subscribers.bus;
             bus.routing().wait_loaded(bus.settings().api_timeout).await;
-            crate::replay::check(bus, &req)?;
+            crate::replay::check(bus, &req.patterns, req.queue.as_deref())?;
         }
     }
     let upgrade = upgrade.map_err(|_| ApiError::UpgradeRequired)?;
-    let slot = crate::subscription::admit(&state, &caller)?;
-    let policy = query.policy.unwrap_or(settings.slow_consumer_policy);
-    let outbox = crate::subscription::outbox(&state, policy);
-    let mut subs = Subscriptions::new(state.clone(), caller, outbox);
+    let (mut subs, slot) = subscribers.start(caller, query.policy)?;
     if let Some(req) = query.request() {
         // Started before the upgrade, so that a refusal (permissions, no
         // stream, JetStream) is still an HTTP problem the client can read.
         subs.subscribe(&req, None).await?;
     }
-    let tracked = state.clone();
+    let settings = &ctx.settings;
+    let tasks = subscribers.tasks.clone();
     Ok(upgrade
         .read_buffer_size(settings.read_buffer_bytes)
         .write_buffer_size(settings.write_buffer_bytes)
         .max_message_size(settings.max_frame_bytes)
         .max_frame_size(settings.max_frame_bytes)
         .on_upgrade(move |socket| {
-            tracked
-                .tasks
-                .track_future(session::run(state, access, socket, subs, slot))
+            tasks.track_future(session::run(ctx, access, socket, subs, slot))
         }))
 }

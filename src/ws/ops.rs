@@ -2,7 +2,6 @@
 //! publish. Replies go through the outbox's reply queue, which message
 //! pressure never drops.
 
-use std::borrow::Cow;
 use std::time::Duration;
 
 use axum::extract::ws::Utf8Bytes;
@@ -10,19 +9,16 @@ use bytes::Bytes;
 use futures::StreamExt;
 use futures::future::BoxFuture;
 use futures::stream::FuturesOrdered;
-use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::query::parse_queue;
+use super::Context;
+use super::parse::{Op, parse_op};
 use crate::auth::{Admission, Auth};
 use crate::bus::{PublishReceipt, Route};
 use crate::error::ApiError;
 use crate::fanout::{CloseReason, Outbox};
 use crate::frame::{Frame, ServerFrame};
 use crate::protocol::{ItemError, PublishFields};
-use crate::replay::Deliver;
-use crate::state::AppState;
-use crate::subject::SubjectPattern;
 use crate::subscription::{SubscribeRequest, Subscriptions};
 
 /// The outcome of one `publish` op, with the client's correlation id.
@@ -32,75 +28,16 @@ pub struct AckReply {
 }
 
 pub struct Session {
-    state: AppState,
+    ctx: Context,
     subs: Subscriptions,
     acks: FuturesOrdered<BoxFuture<'static, AckReply>>,
 }
 
-#[derive(Deserialize)]
-struct Envelope<'a> {
-    #[serde(borrow)]
-    op: Cow<'a, str>,
-    #[serde(default, borrow)]
-    id: Option<&'a RawValue>,
-}
-
-/// `subscribe` (and `unsubscribe`, which reads `subject` and `queue`).
-/// The AsyncAPI document's op schemas are generated from this type.
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-struct SubscriptionOp<'a> {
-    #[serde(rename = "op")]
-    #[schema(value_type = String)]
-    _op: Cow<'a, str>,
-    /// Correlation id (any JSON value), echoed in the answer.
-    #[serde(default, borrow, rename = "id")]
-    #[schema(value_type = Option<serde_json::Value>)]
-    _id: Option<&'a RawValue>,
-    /// Subject pattern; `*` and `>` wildcards allowed.
-    subject: String,
-    /// Queue group (live delivery only).
-    #[serde(default)]
-    queue: Option<String>,
-    /// `new` (default, live), `all`, `last`, `last_per_subject`,
-    /// `start_seq` or `start_time`.
-    #[serde(default)]
-    deliver: Option<String>,
-    /// Replay from this stream sequence.
-    #[serde(default)]
-    start_seq: Option<u64>,
-    /// Replay from this time (RFC 3339).
-    #[serde(default)]
-    start_time: Option<String>,
-}
-
-/// The JSON Schema of the `subscribe` and `unsubscribe` ops.
-pub fn subscription_op_schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-    <SubscriptionOp as utoipa::PartialSchema>::schema()
-}
-
-/// Whether `text` is an op the session accepts as it is (for the
-/// documentation's examples): `Ok` with the op name, or why not.
-pub fn check_op(text: &[u8]) -> Result<String, ApiError> {
-    let envelope =
-        serde_json::from_slice::<Envelope>(text).map_err(|e| ApiError::InvalidOp(e.to_string()))?;
-    match envelope.op.as_ref() {
-        "subscribe" | "unsubscribe" => parse_subscription(text).map(drop),
-        "ping" => Ok(()),
-        "publish" => serde_json::from_slice::<PublishFields>(text)
-            .map_err(|e| ApiError::InvalidOp(e.to_string()))?
-            .into_outbound(&Bytes::copy_from_slice(text))
-            .map(drop),
-        other => Err(ApiError::InvalidOp(format!("unknown op {other}"))),
-    }?;
-    Ok(envelope.op.into_owned())
-}
-
 impl Session {
-    pub fn new(state: AppState, subs: Subscriptions) -> Self {
+    pub fn new(ctx: Context, subs: Subscriptions) -> Self {
         Self {
             subs,
-            state,
+            ctx,
             acks: FuturesOrdered::new(),
         }
     }
@@ -116,7 +53,7 @@ impl Session {
     /// False while the socket has its maximum of publishes awaiting acks:
     /// the reader then stops reading, which pushes back on the client.
     pub fn can_accept_ops(&self) -> bool {
-        self.acks.len() < self.state.config.gateway.websocket.max_publishes_in_flight
+        self.acks.len() < self.ctx.settings.max_publishes_in_flight
     }
 
     pub async fn next_ack(&mut self) -> Option<AckReply> {
@@ -124,7 +61,8 @@ impl Session {
     }
 
     pub fn send_ack(&mut self, reply: AckReply) {
-        self.state
+        self.ctx
+            .subscribers
             .metrics
             .publish("ws", &reply.result, PublishReceipt::is_stored);
         let id = reply.id.as_deref();
@@ -142,7 +80,7 @@ impl Session {
 
     /// Waits (bounded) for the acks still in flight when the client leaves.
     pub async fn finish_acks(&mut self) {
-        let limit = self.state.config.gateway.publish.ack_timeout() + Duration::from_secs(1);
+        let limit = self.ctx.ack_timeout + Duration::from_secs(1);
         let _ = tokio::time::timeout(limit, async {
             while let Some(reply) = self.acks.next().await {
                 self.send_ack(reply);
@@ -153,32 +91,13 @@ impl Session {
 
     pub async fn handle_text(&mut self, text: Utf8Bytes) {
         let bytes = Bytes::from(text);
-        let envelope = match serde_json::from_slice::<Envelope>(&bytes) {
-            Ok(envelope) => envelope,
-            Err(err) => {
-                let err = ApiError::InvalidOp(format!("not a JSON control op: {err}"));
-                return self.reply_error(&err, None);
-            }
-        };
-        let id = envelope.id;
-        match envelope.op.as_ref() {
-            "subscribe" | "unsubscribe" => {
-                let subscribe = envelope.op == "subscribe";
-                match parse_subscription(&bytes) {
-                    Ok(req) if subscribe => self.subscribe(req, id).await,
-                    Ok(req) => self.unsubscribe(req, id).await,
-                    Err(err) => self.reply_error(&err, id),
-                }
-            }
-            "ping" => self.reply(&ServerFrame::Pong { id }),
-            "publish" => self.publish(&bytes, id).await,
-            other => {
-                let err = ApiError::InvalidOp(format!(
-                    "unknown op {:?}; expected subscribe, unsubscribe, ping or publish",
-                    other.chars().take(32).collect::<String>()
-                ));
-                self.reply_error(&err, id);
-            }
+        let (id, op) = parse_op(&bytes);
+        match op {
+            Ok(Op::Subscribe(req)) => self.subscribe(req, id).await,
+            Ok(Op::Unsubscribe(req)) => self.unsubscribe(req, id).await,
+            Ok(Op::Ping) => self.reply(&ServerFrame::Pong { id }),
+            Ok(Op::Publish) => self.publish(&bytes, id).await,
+            Err(err) => self.reply_error(&err, id),
         }
     }
 
@@ -222,7 +141,13 @@ impl Session {
             Ok(msg) => msg,
             Err(err) => return self.reply_error(&err, id),
         };
-        match self.state.bus.start_publish(msg, Route::Auto).await {
+        match self
+            .ctx
+            .subscribers
+            .bus
+            .start_publish(msg, Route::Auto)
+            .await
+        {
             Ok(in_flight) => self.acks.push_back(Box::pin(async move {
                 AckReply {
                     id: owned_id,
@@ -250,51 +175,5 @@ impl Session {
     fn reply_error(&self, err: &ApiError, id: Option<&RawValue>) {
         let item = ItemError::from(err);
         self.reply(&ServerFrame::error(&item, id));
-    }
-}
-
-fn parse_subscription(bytes: &[u8]) -> Result<SubscribeRequest, ApiError> {
-    let op: SubscriptionOp = serde_json::from_slice(bytes)
-        .map_err(|e| ApiError::InvalidOp(format!("invalid subscription op: {e}")))?;
-    let pattern = SubjectPattern::parse(&op.subject)
-        .map_err(|e| ApiError::invalid_subject(&op.subject, e))?;
-    let queue = op.queue.as_deref().map(parse_queue).transpose()?;
-    let start_seq = op.start_seq.map(|n| n.to_string());
-    let deliver = Deliver::parse(
-        op.deliver.as_deref(),
-        start_seq.as_deref(),
-        op.start_time.as_deref(),
-    )?;
-    Ok(SubscribeRequest {
-        patterns: vec![pattern],
-        queue,
-        deliver,
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-
-    proptest! {
-        #![proptest_config(ProptestConfig::with_cases(1_000))]
-
-        /// Control frames of any shape parse or fail cleanly.
-        #[test]
-        fn control_frame_parsers_survive_any_input(text in prop_oneof![
-            any::<String>(),
-            "\\{\"op\":\"(subscribe|unsubscribe|publish|ping)\",\"subject\":\"[a-z.*> ]{0,12}\"(,\"queue\":\"[a-z ]{0,5}\")?(,\"deliver\":\"[a-z_]{0,8}\")?(,\"start_seq\":[0-9]{1,3})?\\}",
-        ]) {
-            let bytes = text.as_bytes();
-            let _ = serde_json::from_slice::<Envelope>(bytes);
-            if let Ok(req) = parse_subscription(bytes) {
-                prop_assert_eq!(req.patterns.len(), 1);
-                prop_assert!(req.queue.as_deref().is_none_or(|q| !q.contains(' ')));
-            }
-            if let Ok(fields) = serde_json::from_slice::<PublishFields>(bytes) {
-                let _ = fields.into_outbound(&Bytes::copy_from_slice(bytes));
-            }
-        }
     }
 }

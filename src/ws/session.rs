@@ -10,13 +10,13 @@ use std::time::{Duration, Instant};
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use tokio_util::sync::CancellationToken;
 
+use super::Context;
 use super::ops::Session;
 use super::socket::SharedSocket;
 use crate::auth::Access;
 use crate::fanout::{Batch, CloseReason, Outbox};
 use crate::frame::Frame;
 use crate::metrics::{GaugeGuard, Metrics};
-use crate::state::AppState;
 use crate::subscription::{Slot, Subscriptions};
 
 /// Frames written before one flush.
@@ -39,32 +39,34 @@ pub const TOO_BIG: CloseReason = CloseReason {
 /// `_slot` holds its places in the connection limits until the socket is
 /// gone.
 pub async fn run(
-    state: AppState,
+    ctx: Context,
     access: Access,
     socket: WebSocket,
     subs: Subscriptions,
     _slot: Slot,
 ) {
-    let ws = &state.config.gateway.websocket;
+    let ws = &ctx.settings;
     let outbox = subs.outbox().clone();
-    let metrics = state.metrics.clone();
+    let metrics = ctx.subscribers.metrics.clone();
     let _open = GaugeGuard::new(metrics.connections.with_label_values(&["ws"]));
     let socket = SharedSocket::new(socket);
     let done = CancellationToken::new();
     let last_seen = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
 
-    let mut session = Session::new(state.clone(), subs);
+    let shutdown = ctx.subscribers.shutdown.clone();
+    let (interval, timeout) = (ws.ping_interval(), ws.pong_timeout());
+    let mut session = Session::new(ctx, subs);
     let writer = write_loop(
         &socket,
         outbox.clone(),
-        state.shutdown.clone(),
+        shutdown,
         done.clone(),
         Liveness {
             started,
             last_seen: last_seen.clone(),
-            interval: ws.ping_interval(),
-            timeout: ws.pong_timeout(),
+            interval,
+            timeout,
         },
         metrics.clone(),
     );

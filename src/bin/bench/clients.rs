@@ -297,6 +297,32 @@ impl RawWs {
     /// Hands every complete frame to `on(opcode, payload)`, first waiting
     /// for data when none is buffered; answers pings. False once the peer
     /// closed.
+    /// Reads a replay or snapshot to its `caught_up` frame: the messages
+    /// before it. An `error` frame or a close first fails (`what` failed).
+    pub async fn count_until_caught_up(&mut self, what: &str) -> Result<u64> {
+        let (mut count, mut caught_up, mut failed) = (0, false, None);
+        while !caught_up {
+            let open = self
+                .read_frames(|_, p| {
+                    if p.starts_with(br#"{"type":"message""#) {
+                        count += 1;
+                    } else if p.starts_with(br#"{"type":"caught_up""#) {
+                        caught_up = true;
+                    } else if p.starts_with(br#"{"type":"error""#) {
+                        failed = Some(String::from_utf8_lossy(p).into_owned());
+                    }
+                })
+                .await?;
+            if let Some(e) = failed {
+                bail!("{what} failed: {e}");
+            }
+            if !open && !caught_up {
+                bail!("{what} socket closed after {count} messages");
+            }
+        }
+        Ok(count)
+    }
+
     pub async fn read_frames(&mut self, mut on: impl FnMut(u8, &[u8])) -> Result<bool> {
         use tokio::io::AsyncReadExt;
         loop {

@@ -50,66 +50,64 @@ use crate::stats::{BenchResult, Rep};
 const SERVER_CPU: usize = 0;
 const LOAD_CPU: usize = 1;
 
+#[derive(clap::Parser)]
+#[command(
+    name = "bench",
+    about = "The gateway's performance harness (scripts/bench.sh)",
+    args_conflicts_with_subcommands = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    mode: Option<Mode>,
+    #[command(flatten)]
+    run: Args,
+}
+
+#[derive(clap::Subcommand)]
+enum Mode {
+    /// Prints the markdown of a recorded run.
+    Render { path: PathBuf },
+    /// Internal: the server under test.
+    #[command(hide = true)]
+    Gateway { config: PathBuf, port_file: PathBuf },
+}
+
+#[derive(clap::Args)]
 struct Args {
+    /// Short runs; exit status 1 when a result falls below 80 % of its target.
+    #[arg(long)]
     quick: bool,
+    /// Repetitions per benchmark (default 3).
+    #[arg(long, value_name = "N")]
     reps: Option<usize>,
+    /// Measuring window per repetition, in seconds.
+    #[arg(long, value_name = "SECS")]
     window: Option<f64>,
+    /// Only these benchmarks (B1,B5,...).
+    #[arg(long, value_delimiter = ',', value_parser = benchmark_id)]
     only: Option<Vec<String>>,
+    /// Where latest.json and latest.md go.
+    #[arg(long, value_name = "DIR", default_value = "bench-results")]
     out: PathBuf,
+    /// Do not pin the servers and the load generator to their CPUs.
+    #[arg(long = "no-pin", action = clap::ArgAction::SetFalse)]
     pin: bool,
+    /// Idle sockets of B7 and B13.
+    #[arg(long = "sockets", value_name = "N")]
     idle_sockets: Option<usize>,
+    /// Stored messages B8 replays.
+    #[arg(long = "replay", value_name = "N")]
     replay_messages: Option<u64>,
+    /// Sockets of the B12 snapshot storm.
+    #[arg(long = "snapshots", value_name = "N")]
     snapshot_clients: Option<usize>,
+    /// A recorded run to compare with (docs/bench/latest.json).
+    #[arg(long, value_name = "FILE")]
     reference: Option<PathBuf>,
 }
 
-fn usage() -> ! {
-    eprintln!(
-        "usage: bench [--quick] [--reps N] [--window SECS] [--only B1,B2,...] [--out DIR] [--no-pin]\n\
-         \x20            [--sockets N (B7, B13)] [--replay N (B8)] [--snapshots N (B12)]\n\
-         \x20            [--reference docs/bench/latest.json]"
-    );
-    std::process::exit(2)
-}
-
-fn parse_args(mut args: impl Iterator<Item = String>) -> Args {
-    let mut a = Args {
-        quick: false,
-        reps: None,
-        window: None,
-        only: None,
-        out: PathBuf::from("bench-results"),
-        pin: true,
-        idle_sockets: None,
-        replay_messages: None,
-        snapshot_clients: None,
-        reference: None,
-    };
-    while let Some(arg) = args.next() {
-        let mut value = || args.next().unwrap_or_else(|| usage());
-        match arg.as_str() {
-            "--quick" => a.quick = true,
-            "--no-pin" => a.pin = false,
-            "--reps" => a.reps = Some(value().parse().unwrap_or_else(|_| usage())),
-            "--window" => a.window = Some(value().parse().unwrap_or_else(|_| usage())),
-            "--sockets" => a.idle_sockets = Some(value().parse().unwrap_or_else(|_| usage())),
-            "--replay" => a.replay_messages = Some(value().parse().unwrap_or_else(|_| usage())),
-            "--snapshots" => a.snapshot_clients = Some(value().parse().unwrap_or_else(|_| usage())),
-            "--out" => a.out = PathBuf::from(value()),
-            "--reference" => a.reference = Some(PathBuf::from(value())),
-            "--only" => {
-                a.only = Some(
-                    value()
-                        .split(',')
-                        .map(|s| s.trim().to_ascii_uppercase())
-                        .collect(),
-                )
-            }
-            "-h" | "--help" => usage(),
-            _ => usage(),
-        }
-    }
-    a
+fn benchmark_id(id: &str) -> Result<String, String> {
+    Ok(id.trim().to_ascii_uppercase())
 }
 
 /// What every benchmark needs.
@@ -191,30 +189,12 @@ pub fn debug(what: &str) {
 }
 
 fn main() -> ExitCode {
-    let mut args = std::env::args().skip(1).peekable();
-    if args.peek().map(String::as_str) == Some("gateway") {
-        args.next();
-        let (Some(config), Some(port_file)) = (args.next(), args.next()) else {
-            usage()
-        };
-        return serve::main(config.as_ref(), port_file.as_ref());
-    }
-    if args.peek().map(String::as_str) == Some("render") {
-        // `bench render <latest.json>`: the markdown of a recorded run.
-        args.next();
-        let Some(path) = args.next() else { usage() };
-        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-            eprintln!("bench: {path}: {e}");
-            std::process::exit(2)
-        });
-        let report: report::Report = serde_json::from_str(&text).unwrap_or_else(|e| {
-            eprintln!("bench: {path}: {e}");
-            std::process::exit(2)
-        });
-        print!("{}", report.markdown());
-        return ExitCode::SUCCESS;
-    }
-    let args = parse_args(args);
+    let cli = <Cli as clap::Parser>::parse();
+    let args = match cli.mode {
+        Some(Mode::Gateway { config, port_file }) => return serve::main(&config, &port_file),
+        Some(Mode::Render { path }) => return render(&path),
+        None => cli.run,
+    };
     let cpus = sys::online_cpus();
     let pin = args.pin && cpus >= 2;
     let mut pin_note = String::new();
@@ -237,6 +217,20 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// `bench render <latest.json>`: the markdown of a recorded run.
+fn render(path: &std::path::Path) -> ExitCode {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| {
+        eprintln!("bench: {}: {e}", path.display());
+        std::process::exit(2)
+    });
+    let report: report::Report = serde_json::from_str(&text).unwrap_or_else(|e| {
+        eprintln!("bench: {}: {e}", path.display());
+        std::process::exit(2)
+    });
+    print!("{}", report.markdown());
+    ExitCode::SUCCESS
 }
 
 async fn run(args: Args, pin: bool, mut pin_note: String) -> Result<ExitCode> {

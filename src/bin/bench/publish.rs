@@ -260,6 +260,43 @@ pub async fn b1(env: &Env) -> Result<BenchResult> {
     Ok(res)
 }
 
+/// One repetition of a JetStream publish benchmark: `post` through the
+/// gateway against `direct` (subject, tasks, acks in flight) async-nats
+/// publishes, then the bare floor route at `floor_path`; the stream is
+/// emptied before each.
+async fn js_rep(
+    env: &Env,
+    id: &str,
+    rep: usize,
+    post: &Post,
+    conns: usize,
+    direct: (&'static str, usize, usize),
+    floor_path: &str,
+) -> Result<Rep> {
+    let (subject, tasks, window) = direct;
+    let mut r = pair(
+        env,
+        id,
+        rep,
+        async || {
+            purge(env, "BENCH_JS").await?;
+            http_load(env, post.clone(), conns).await
+        },
+        async || {
+            purge(env, "BENCH_JS").await?;
+            direct_js(env, subject, tasks, window).await
+        },
+    )
+    .await?;
+    let floor_post = Post {
+        path: Arc::from(floor_path),
+        ..post.clone()
+    };
+    purge(env, "BENCH_JS").await?;
+    floor(env, &mut r, floor_post, conns).await?;
+    Ok(r)
+}
+
 /// B2 and B9 share their repetitions: B9's baseline is B2's gateway figure
 /// measured in the same repetition.
 pub async fn b2_b9(env: &Env) -> Result<(BenchResult, BenchResult)> {
@@ -274,26 +311,17 @@ pub async fn b2_b9(env: &Env) -> Result<(BenchResult, BenchResult)> {
     let mut reps2 = Vec::new();
     let mut reps9 = Vec::new();
     for rep in 0..env.reps {
-        let mut r = pair(
+        let direct = ("bench.js.b2", HTTP_CONNS, 1);
+        let r = js_rep(
             env,
             "B2",
             rep,
-            async || {
-                purge(env, "BENCH_JS").await?;
-                http_load(env, post.clone(), HTTP_CONNS).await
-            },
-            async || {
-                purge(env, "BENCH_JS").await?;
-                direct_js(env, "bench.js.b2", HTTP_CONNS, 1).await
-            },
+            &post,
+            HTTP_CONNS,
+            direct,
+            "/floor/js/bench.js.b2",
         )
         .await?;
-        let floor_post = Post {
-            path: Arc::from("/floor/js/bench.js.b2"),
-            ..post.clone()
-        };
-        purge(env, "BENCH_JS").await?;
-        floor(env, &mut r, floor_post, HTTP_CONNS).await?;
         // B9 against this repetition's B2 gateway figure.
         let b2_gateway = Sample {
             value: r.gateway,
@@ -488,27 +516,19 @@ pub async fn b4(env: &Env) -> Result<BenchResult> {
     };
     let mut reps = Vec::new();
     for rep in 0..env.reps {
-        let mut r = pair(
-            env,
-            "B4",
-            rep,
-            async || {
-                purge(env, "BENCH_JS").await?;
-                http_load(env, post.clone(), BATCH_CONNS).await
-            },
-            async || {
-                purge(env, "BENCH_JS").await?;
-                direct_js(env, "bench.js.b4", 1, PIPELINE).await
-            },
-        )
-        .await?;
-        let floor_post = Post {
-            path: Arc::from("/floor/batch/js"),
-            ..post.clone()
-        };
-        purge(env, "BENCH_JS").await?;
-        floor(env, &mut r, floor_post, BATCH_CONNS).await?;
-        reps.push(r);
+        let direct = ("bench.js.b4", 1, PIPELINE);
+        reps.push(
+            js_rep(
+                env,
+                "B4",
+                rep,
+                &post,
+                BATCH_CONNS,
+                direct,
+                "/floor/batch/js",
+            )
+            .await?,
+        );
     }
     purge(env, "BENCH_JS").await?;
     let mut res = BenchResult::from_reps(

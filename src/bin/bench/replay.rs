@@ -78,28 +78,7 @@ async fn gateway(env: &Env, n: u64) -> Result<Sample> {
         256 * 1024,
     )
     .await?;
-    let mut count: u64 = 0;
-    let mut caught_up = false;
-    let mut failed = None;
-    while !caught_up {
-        let open = ws
-            .read_frames(|_, p| {
-                if p.starts_with(br#"{"type":"message""#) {
-                    count += 1;
-                } else if p.starts_with(br#"{"type":"caught_up""#) {
-                    caught_up = true;
-                } else if p.starts_with(br#"{"type":"error""#) {
-                    failed = Some(String::from_utf8_lossy(p).into_owned());
-                }
-            })
-            .await?;
-        if let Some(e) = failed {
-            bail!("replay failed: {e}");
-        }
-        if !open && !caught_up {
-            bail!("replay socket closed after {count} messages");
-        }
-    }
+    let count = ws.count_until_caught_up("replay").await?;
     let elapsed = started.elapsed().as_secs_f64();
     let (cpu, foreign) = sys::Load::now().since(&load);
     drop(ws);

@@ -126,7 +126,7 @@ async fn serve(path: &Path, port_file: &Path) -> Result<(), String> {
         .await
         .map_err(|e| format!("connect: {e}"))?;
     let state = AppState::new(Arc::new(config), bus, CancellationToken::new());
-    state.tasks.spawn(bus::run_monitor(
+    state.tasks.spawn(message_broker::streams::run_monitor(
         state.bus.clone(),
         state.reconciler.clone(),
         state.shutdown.clone(),

@@ -76,27 +76,7 @@ async fn one_socket(env: &Env) -> Result<usize> {
         64 * 1024,
     )
     .await?;
-    let (mut count, mut caught_up, mut failed) = (0, false, None);
-    while !caught_up {
-        let open = ws
-            .read_frames(|_, p| {
-                if p.starts_with(br#"{"type":"message""#) {
-                    count += 1;
-                } else if p.starts_with(br#"{"type":"caught_up""#) {
-                    caught_up = true;
-                } else if p.starts_with(br#"{"type":"error""#) {
-                    failed = Some(String::from_utf8_lossy(p).into_owned());
-                }
-            })
-            .await?;
-        if let Some(e) = failed {
-            bail!("snapshot failed: {e}");
-        }
-        if !open && !caught_up {
-            bail!("socket closed after {count} messages");
-        }
-    }
-    Ok(count)
+    Ok(ws.count_until_caught_up("snapshot").await? as usize)
 }
 
 async fn one_consumer(env: &Env) -> Result<usize> {

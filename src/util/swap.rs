@@ -1,4 +1,4 @@
-//! A value replaced whole on reload while readers keep the one they loaded.
+//! A value replaced whole on reload (tokens, declared streams).
 
 use std::sync::Arc;
 
