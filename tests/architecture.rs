@@ -29,13 +29,12 @@ const LAYERS: &[&[&str]] = &[
     &["stats"],
     // Documents and wiring.
     &["asyncapi"],
-    &["state", "app", "routes", "openapi", "console", "cli"],
+    &["state"],
+    &["openapi", "console"],
+    &["routes"],
+    &["app"],
+    &["cli"],
 ];
-
-/// Modules another branch is reshaping (the router and `AppState`, issue
-/// 17): left out of both checks until it merges. Remove this list then:
-/// the checks must pass with every module in.
-const KNOWN_UNTIL_ROUTES_MERGES: &[&str] = &["app", "state", "routes", "openapi", "console"];
 
 #[test]
 fn no_module_imports_a_higher_layer() {
@@ -134,9 +133,8 @@ fn module_graph() -> BTreeMap<String, BTreeSet<String>> {
         deps.remove(module);
     }
     let modules: BTreeSet<String> = graph.keys().cloned().collect();
-    graph.retain(|m, _| !KNOWN_UNTIL_ROUTES_MERGES.contains(&m.as_str()));
     for deps in graph.values_mut() {
-        deps.retain(|d| modules.contains(d) && !KNOWN_UNTIL_ROUTES_MERGES.contains(&d.as_str()));
+        deps.retain(|d| modules.contains(d));
     }
     graph
 }
