@@ -13,6 +13,7 @@ use super::*;
 use crate::auth::Auth;
 use crate::config::Config;
 use crate::fanout::Hub;
+use crate::metrics::Metrics;
 
 const SECRET: &str = "unit-secret";
 
