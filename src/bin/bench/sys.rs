@@ -186,7 +186,10 @@ pub fn cpu_per_item(
 ) -> serde_json::Map<String, serde_json::Value> {
     let after = watched_ticks();
     let ns = |i: usize| {
-        let ticks = after.get(i).zip(before.get(i)).map_or(0, |(a, b)| a.saturating_sub(*b));
+        let ticks = after
+            .get(i)
+            .zip(before.get(i))
+            .map_or(0, |(a, b)| a.saturating_sub(*b));
         (ticks as f64 / ticks_per_second() * 1e9 / n.max(1) as f64).round()
     };
     let (gateway, nats) = (ns(0), ns(1));
