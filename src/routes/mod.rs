@@ -137,17 +137,25 @@ pub fn router(state: AppState) -> Router {
                         .extensions()
                         .get::<axum::extract::MatchedPath>()
                         .map_or("unmatched", |p| p.as_str());
-                    let trace_id = crate::trace_context::TraceContext::trace_id_of(req.headers());
-                    tracing::info_span!(
+                    let span = tracing::info_span!(
                         "http",
                         method = %req.method(),
                         route,
                         path = %req.uri().path(),
                         version = ?req.version(),
                         request_id = %id,
-                        trace_id,
+                        trace_id = tracing::field::Empty,
                         caller = tracing::field::Empty
-                    )
+                    );
+                    // Parsed only for a span that is recorded: with request
+                    // logs off it is work on every request for nothing.
+                    if !span.is_disabled()
+                        && let Some(trace_id) =
+                            crate::trace_context::TraceContext::trace_id_of(req.headers())
+                    {
+                        span.record("trace_id", trace_id);
+                    }
+                    span
                 })
                 // 5xx are answers too; on_response logs every request once.
                 .on_failure(())

@@ -31,6 +31,7 @@ const SIZE: usize = 256;
 
 /// Runs `workers` HTTP connections posting `post` and measures them.
 pub async fn http_load(env: &Env, post: Post, conns: usize) -> Result<Sample> {
+    let ticks = crate::sys::watched_ticks();
     let done = counter();
     let errors = counter();
     let stop = Stop::default();
@@ -54,6 +55,11 @@ pub async fn http_load(env: &Env, post: Post, conns: usize) -> Result<Sample> {
             _ => bail!("HTTP worker for {} did not stop", post.path),
         }
     }
+    // Warm-up included: every request counted, and the CPU they cost.
+    let requests = done.load(Ordering::Relaxed);
+    sample
+        .extra
+        .extend(crate::sys::cpu_per_item(&ticks, requests, "request"));
     let errors = errors.load(Ordering::Relaxed);
     if errors > 0 {
         sample.extra.insert("errors".into(), errors.into());

@@ -71,6 +71,7 @@ pub async fn prepare(env: &Env, n: u64) -> Result<()> {
 
 async fn gateway(env: &Env, n: u64) -> Result<Sample> {
     let load = sys::Load::now();
+    let ticks = sys::watched_ticks();
     let started = Instant::now();
     let mut ws = clients::RawWs::connect(
         env.gateway,
@@ -81,6 +82,7 @@ async fn gateway(env: &Env, n: u64) -> Result<Sample> {
     let count = ws.count_until_caught_up("replay").await?;
     let elapsed = started.elapsed().as_secs_f64();
     let (cpu, foreign) = sys::Load::now().since(&load);
+    let extra = sys::cpu_per_item(&ticks, n, "message");
     drop(ws);
     if count != n {
         bail!("gateway replayed {count} messages, expected {n}");
@@ -89,12 +91,13 @@ async fn gateway(env: &Env, n: u64) -> Result<Sample> {
         value: n as f64 / elapsed,
         cpu,
         foreign,
-        extra: Default::default(),
+        extra,
     })
 }
 
 async fn direct(env: &Env, n: u64) -> Result<Sample> {
     let load = sys::Load::now();
+    let ticks = sys::watched_ticks();
     let started = Instant::now();
     let stream = env.js.get_stream(STREAM).await.context("get stream")?;
     let consumer = stream
@@ -119,7 +122,7 @@ async fn direct(env: &Env, n: u64) -> Result<Sample> {
         value: n as f64 / elapsed,
         cpu,
         foreign,
-        extra: Default::default(),
+        extra: sys::cpu_per_item(&ticks, n, "message"),
     })
 }
 

@@ -163,6 +163,45 @@ pub fn ticks_per_second() -> f64 {
     if hz > 0 { hz as f64 } else { 100.0 }
 }
 
+/// CPU time (clock ticks) of each watched process, in the order watched
+/// (the gateway, then nats-server).
+pub fn watched_ticks() -> Vec<u64> {
+    WATCHED
+        .lock()
+        .expect("watched")
+        .iter()
+        .map(|&p| process_ticks(p))
+        .collect()
+}
+
+/// CPU time per item (`gateway_process_cpu_ns_per_<unit>`,
+/// `nats_cpu_ns_per_<unit>`) the gateway and nats-server spent since
+/// `before` ([`watched_ticks`]) on `n` items. Unlike a rate it hardly moves
+/// when other processes share the machine: it tells a slower server from a
+/// busier machine.
+pub fn cpu_per_item(
+    before: &[u64],
+    n: u64,
+    unit: &str,
+) -> serde_json::Map<String, serde_json::Value> {
+    let after = watched_ticks();
+    let ns = |i: usize| {
+        let ticks = after
+            .get(i)
+            .zip(before.get(i))
+            .map_or(0, |(a, b)| a.saturating_sub(*b));
+        (ticks as f64 / ticks_per_second() * 1e9 / n.max(1) as f64).round()
+    };
+    let (gateway, nats) = (ns(0), ns(1));
+    crate::debug(&format!(
+        "CPU per {unit}: gateway process {gateway} ns, nats-server {nats} ns"
+    ));
+    let mut extra = serde_json::Map::new();
+    extra.insert(format!("gateway_process_cpu_ns_per_{unit}"), gateway.into());
+    extra.insert(format!("nats_cpu_ns_per_{unit}"), nats.into());
+    extra
+}
+
 pub fn watch(pid: u32) {
     WATCHED.lock().expect("watched").push(pid);
 }
