@@ -42,6 +42,10 @@ pub struct Inner {
     pub metrics: Arc<Metrics>,
     /// Traffic rates of the last minutes (`GET /stats`).
     pub stats: crate::stats::History,
+    /// What `GET /subscribe` and `GET /events` get instead of the whole
+    /// state, built once.
+    pub ws: crate::ws::Context,
+    pub sse: crate::sse::Context,
 }
 
 impl Deref for AppState {
@@ -77,45 +81,50 @@ impl AppState {
         let ws_slots = Arc::new(Semaphore::new(config.gateway.websocket.max_connections));
         let reconciler = Arc::new(Swap::new(Reconciler::new(&config)));
         let auth = Swap::new(Auth::from_config(&config));
+        let tasks = TaskTracker::new();
+        let subscribers = crate::subscription::Context::new(crate::subscription::Shared {
+            bus: bus.clone(),
+            hub: hub.clone(),
+            tasks: tasks.clone(),
+            shutdown: shutdown.clone(),
+            metrics: metrics.clone(),
+            slots: ws_slots.clone(),
+            limits: crate::subscription::Limits::from_settings(&config.gateway.websocket),
+        });
+        let ws = crate::ws::Context::new(subscribers.clone(), &config);
+        let sse = crate::sse::Context::new(subscribers, &config);
         Self(Arc::new(Inner {
             config,
             bus,
             shutdown,
-            tasks: TaskTracker::new(),
+            tasks,
             hub,
             ws_slots,
             reconciler,
             auth,
             metrics,
             stats: Default::default(),
+            ws,
+            sse,
         }))
     }
 }
 
-/// The narrow contexts the subscriber handlers (`GET /subscribe`,
-/// `GET /events`) take instead of the whole state.
 impl AppState {
+    /// What a subscriber (WebSocket or SSE) gets of the gateway.
     pub fn subscribers(&self) -> crate::subscription::Context {
-        crate::subscription::Context {
-            bus: self.bus.clone(),
-            hub: self.hub.clone(),
-            tasks: self.tasks.clone(),
-            shutdown: self.shutdown.clone(),
-            metrics: self.metrics.clone(),
-            slots: self.ws_slots.clone(),
-            limits: crate::subscription::Limits::from_settings(&self.config.gateway.websocket),
-        }
+        self.ws.subscribers.clone()
     }
 }
 
 impl axum::extract::FromRef<AppState> for crate::ws::Context {
     fn from_ref(state: &AppState) -> Self {
-        Self::new(state.subscribers(), &state.config)
+        state.ws.clone()
     }
 }
 
 impl axum::extract::FromRef<AppState> for crate::sse::Context {
     fn from_ref(state: &AppState) -> Self {
-        Self::new(state.subscribers(), &state.config)
+        state.sse.clone()
     }
 }

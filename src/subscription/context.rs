@@ -22,9 +22,27 @@ pub type Slot = (OwnedSemaphorePermit, ConnectionGuard);
 
 /// What a subscriber (a WebSocket or an SSE stream) needs of the gateway,
 /// handed over once per connection, so subscriptions depend on these and
-/// not on the application state.
+/// not on the application state. One pointer: every idle socket holds a
+/// copy or two (B7 counts bytes per socket).
 #[derive(Clone)]
-pub struct Context {
+pub struct Context(Arc<Shared>);
+
+impl Context {
+    pub fn new(shared: Shared) -> Self {
+        Self(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for Context {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// The parts of a [`Context`].
+pub struct Shared {
     pub bus: Arc<Bus>,
     pub hub: Arc<Hub>,
     /// Tracks the connection's tasks, so shutdown waits for them.

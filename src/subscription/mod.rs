@@ -19,7 +19,7 @@ use crate::protocol::ItemError;
 use crate::replay::{self, Deliver, ReplayHandle};
 use crate::subject::SubjectPattern;
 
-pub use context::{Context, Limits, Slot};
+pub use context::{Context, Limits, Shared, Slot};
 
 /// What a client asks to subscribe to.
 #[derive(Debug, Clone)]

@@ -55,7 +55,7 @@ async fn context(config: &Config, slots: usize) -> Context {
         bus.settings().send_timeout,
         metrics.clone(),
     ));
-    Context {
+    Context::new(Shared {
         bus,
         hub,
         tasks: TaskTracker::new(),
@@ -63,7 +63,7 @@ async fn context(config: &Config, slots: usize) -> Context {
         metrics,
         slots: Arc::new(Semaphore::new(slots)),
         limits: Limits::from_settings(&config.gateway.websocket),
-    }
+    })
 }
 
 fn request(subjects: &[&str], deliver: Deliver) -> SubscribeRequest {

@@ -15,6 +15,7 @@ pub use parse::{check_op, subscription_op_schema};
 pub use query::{MAX_QUEUE_LEN, SubscribeQuery};
 pub use session::GOING_AWAY;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::auth::{Access, Caller};
@@ -23,9 +24,13 @@ use crate::error::ApiError;
 use crate::subscription;
 
 /// What a WebSocket session needs of the gateway (its handler takes this,
-/// built from the application state, instead of the whole of it).
+/// built once from the application state, instead of the whole of it).
+/// One pointer, as every session holds it.
 #[derive(Clone)]
-pub struct Context {
+pub struct Context(Arc<Shared>);
+
+/// The parts of a [`Context`].
+pub struct Shared {
     pub subscribers: subscription::Context,
     pub settings: WebSocketSettings,
     /// How long a publish waits for its JetStream ack.
@@ -34,11 +39,19 @@ pub struct Context {
 
 impl Context {
     pub fn new(subscribers: subscription::Context, config: &Config) -> Self {
-        Self {
+        Self(Arc::new(Shared {
             subscribers,
             settings: config.gateway.websocket.clone(),
             ack_timeout: config.gateway.publish.ack_timeout(),
-        }
+        }))
+    }
+}
+
+impl std::ops::Deref for Context {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
     }
 }
 
