@@ -199,12 +199,10 @@ where
     Ok(r)
 }
 
-/// Measures a floor route (full mode) and keeps it in the rep's extras:
-/// `floor` (msgs/s) and `floor_ratio` (floor ÷ baseline).
+/// Measures a floor route and keeps it in the rep's extras: `floor`
+/// (msgs/s) and `floor_ratio` (floor ÷ baseline). Quick mode measures it
+/// too: the gate compares gateway ÷ floor with the recorded run.
 async fn floor(env: &Env, rep: &mut Rep, post: Post, conns: usize) -> Result<()> {
-    if !env.floors {
-        return Ok(());
-    }
     let s = http_load(env, post, conns).await?;
     rep.extra.insert("floor".into(), s.value.round().into());
     rep.extra
