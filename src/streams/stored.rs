@@ -1,7 +1,9 @@
-//! Stored messages by sequence or by subject: the admin routes and
-//! `/messages/latest` read them through here, so a missing stream or
-//! message is reported the same way by both.
+//! What a stream holds, by name: stored messages by sequence or by subject,
+//! and consumers. The admin routes and `/messages/latest` reach them
+//! through here, so a missing stream, message or consumer is reported the
+//! same way by every route.
 
+use async_nats::jetstream::consumer;
 use async_nats::jetstream::message::StreamMessage;
 
 use super::errors::About;
@@ -41,5 +43,24 @@ impl Bus {
             about,
         )
         .await
+    }
+
+    /// The info of `consumer` on `stream`.
+    pub async fn consumer_info(
+        &self,
+        stream: &str,
+        consumer: &str,
+    ) -> Result<consumer::Info, ApiError> {
+        let about = About::Consumer(stream, consumer);
+        let handle = self.stream_handle(stream, about).await?;
+        self.api(handle.consumer_info(consumer), about).await
+    }
+
+    /// Deletes `consumer` from `stream`.
+    pub async fn delete_consumer(&self, stream: &str, consumer: &str) -> Result<(), ApiError> {
+        let about = About::Consumer(stream, consumer);
+        let handle = self.stream_handle(stream, about).await?;
+        self.api(handle.delete_consumer(consumer), about).await?;
+        Ok(())
     }
 }
