@@ -173,19 +173,13 @@ pub async fn b5(env: &Env) -> Result<Vec<BenchResult>> {
             credit: CREDIT,
             size,
         };
-        let mut reps = Vec::new();
-        for rep in 0..env.reps {
-            reps.push(
-                pair(
-                    env,
-                    &format!("B5 {label}"),
-                    rep,
-                    async || fanout(env, Kind::Gateway, &shape).await,
-                    async || fanout(env, Kind::Native, &shape).await,
-                )
-                .await?,
-            );
-        }
+        let reps = pairs(
+            env,
+            &format!("B5 {label}"),
+            async || fanout(env, Kind::Gateway, &shape).await,
+            async || fanout(env, Kind::Native, &shape).await,
+        )
+        .await?;
         let mut res = BenchResult::from_reps(
             &format!("B5 ({label})"),
             &format!("WebSocket fan-out, 1 publisher → 100 sockets on orderbook.>, {label}"),
