@@ -6,7 +6,7 @@
 //! sockets and event streams then check themselves again ([`Access`]).
 //!
 //! Every route but the public ones (`/healthz`, `/livez`, `/metrics`, the
-//! OpenAPI document and Swagger UI) goes through [`authenticate`], which
+//! OpenAPI document and Swagger UI) goes through [`admit`], which
 //! puts the caller's [`Principal`] into the request. Handlers ask the
 //! principal (`check_publish`, `check_subscribe`, `require_admin`), so one
 //! piece of code decides for HTTP, batch lines, socket ops and SSE.

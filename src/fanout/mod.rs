@@ -1,7 +1,7 @@
 //! Fan-out from NATS to many sockets.
 //!
 //! All sockets subscribed to the same subject pattern (and queue group)
-//! share one NATS subscription: a [`Topic`]. Each NATS message is encoded
+//! share one NATS subscription: a `Topic`. Each NATS message is encoded
 //! into a [`Frame`] once and the same bytes are pushed into every member's
 //! [`Outbox`]; pushes never block, so a slow socket only affects itself.
 //! In a queue group each message goes to one member (round robin, skipping
@@ -9,7 +9,7 @@
 //! several gateway instances share the load too.
 //!
 //! Each topic's subscription is polled by a small task of its own (its
-//! future is the [`topic::Feed`]: three pointers' worth). One task polling
+//! future is the `topic::Feed`: three pointers' worth). One task polling
 //! every subscription (a `FuturesUnordered`) was tried and measured: it
 //! costs a task less per subject but spent 2-3× the CPU per delivery
 //! across 10,000 subjects (benchmark B11). What a distinct subject costs

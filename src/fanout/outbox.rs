@@ -380,9 +380,14 @@ mod tests {
     }
 
     fn outbox(policy: SlowConsumerPolicy) -> Outbox {
+        outbox_of(2, policy)
+    }
+
+    /// Room for `max_messages` messages, and bytes enough never to bind.
+    fn outbox_of(max_messages: usize, policy: SlowConsumerPolicy) -> Outbox {
         Outbox::new(
             OutboxLimits {
-                max_messages: 2,
+                max_messages,
                 max_bytes: 1 << 20,
                 max_replies: 2,
             },
@@ -471,14 +476,7 @@ mod tests {
         assert_eq!(got[2], r#"{"type":"dropped","count":1}"#);
 
         // With duplicates pending, a new subject gets room by compaction.
-        let o = Outbox::new(
-            OutboxLimits {
-                max_messages: 3,
-                max_bytes: 1 << 20,
-                max_replies: 2,
-            },
-            SlowConsumerPolicy::Conflate,
-        );
+        let o = outbox_of(3, SlowConsumerPolicy::Conflate);
         o.push_message(frame("a", "1"));
         o.push_message(frame("a", "2"));
         o.push_message(frame("b", "1"));
@@ -540,14 +538,7 @@ mod tests {
 
     #[tokio::test]
     async fn retain_removes_only_the_refused_messages_and_keeps_the_order() {
-        let o = Outbox::new(
-            OutboxLimits {
-                max_messages: 10,
-                max_bytes: 1 << 20,
-                max_replies: 2,
-            },
-            SlowConsumerPolicy::Drop,
-        );
+        let o = outbox_of(10, SlowConsumerPolicy::Drop);
         o.push_message(frame("a.x", "1"));
         o.push_message(frame("b.x", "2"));
         o.push_control(Frame::control(&ServerFrame::Pong { id: None }));

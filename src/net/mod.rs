@@ -44,6 +44,19 @@ macro_rules! forward_writes {
 }
 use forward_writes;
 
+/// Moves what fits of `pending` (bytes the wrapper holds back for the
+/// reader) into `buf`; false when nothing was pending, so the caller reads
+/// the inner stream instead.
+fn put_pending(pending: &mut Vec<u8>, buf: &mut tokio::io::ReadBuf<'_>) -> bool {
+    if pending.is_empty() {
+        return false;
+    }
+    let n = pending.len().min(buf.remaining());
+    buf.put_slice(&pending[..n]);
+    pending.drain(..n);
+    true
+}
+
 mod conn;
 mod h2;
 mod query_fix;

@@ -176,10 +176,7 @@ impl<IO: AsyncRead + Unpin> AsyncRead for QueryFix<IO> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = &mut *self;
-        if !this.pending.is_empty() {
-            let n = this.pending.len().min(buf.remaining());
-            buf.put_slice(&this.pending[..n]);
-            this.pending.drain(..n);
+        if super::put_pending(&mut this.pending, buf) {
             return Poll::Ready(Ok(()));
         }
         if this.phase == Phase::PassThrough {

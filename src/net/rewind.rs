@@ -24,10 +24,7 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Rewind<IO> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        if !self.prefix.is_empty() {
-            let n = self.prefix.len().min(buf.remaining());
-            buf.put_slice(&self.prefix[..n]);
-            self.prefix.drain(..n);
+        if super::put_pending(&mut self.prefix, buf) {
             if self.prefix.is_empty() {
                 self.prefix = Vec::new();
             }

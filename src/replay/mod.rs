@@ -7,7 +7,7 @@
 //! so the stream's `max_consumers` does not limit how many clients replay.
 //! A stream that does not answer Direct Get (no `allow_direct`, typically
 //! one the gateway does not declare) is replayed with an ordered consumer
-//! per subscriber instead ([`task`]), as before.
+//! per subscriber instead (`task`), as before.
 //!
 //! Delivery is pull-driven either way: the next batch is read only when the
 //! subscriber's outbox has room, so replaying millions of messages to a

@@ -11,7 +11,6 @@ use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::openapi::responses::Unavailable;
 use crate::state::AppState;
-use crate::streams::About;
 use crate::streams::convert::rfc3339;
 
 /// The newest stored message on a literal subject.
@@ -52,17 +51,7 @@ pub async fn latest(
         .routing()
         .lookup(subject.as_str())
         .ok_or_else(no_message)?;
-    let which = format!("on subject {subject}");
-    let about = About::Message(&stream_name, &which);
-    let stream = state.bus.stream_handle(&stream_name, about).await?;
-    let msg = match state
-        .bus
-        .api(
-            stream.get_last_raw_message_by_subject(subject.as_str()),
-            about,
-        )
-        .await
-    {
+    let msg = match state.bus.last_message_on(&stream_name, &subject).await {
         Ok(msg) => msg,
         Err(ApiError::MessageNotFound(_)) => return Err(no_message()),
         Err(err) => return Err(err),

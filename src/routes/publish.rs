@@ -9,10 +9,11 @@ use utoipa::IntoParams;
 
 use super::extract::{SubjectPath, ValidQuery, read_body};
 use super::nats_headers;
-use crate::auth::Caller;
+use crate::auth::{Caller, Principal};
 use crate::bus::{Outbound, PublishReceipt, Route};
 use crate::error::ApiError;
 use crate::state::AppState;
+use crate::subject::Subject;
 use crate::trace_context::TraceContext;
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -74,20 +75,10 @@ pub async fn publish_one(
     headers: HeaderMap,
     body: Body,
 ) -> Result<(StatusCode, Json<PublishReceipt>), ApiError> {
-    caller.check_publish(&subject)?;
-    let mut nats_headers = nats_headers::from_http(&headers)?;
-    nats_headers.trace_default(TraceContext::from_http(&headers).as_ref());
-    let nats_headers = nats_headers.build();
-    let payload = read_body(&headers, body, body_limit(&state), "request body").await?;
-    caller.charge(0, payload.len() as u64)?;
+    let msg = outbound(&state, &caller, subject, &headers, body).await?;
     let route = match query.ack {
         Some(false) => Route::CoreOnly,
         _ => Route::Auto,
-    };
-    let msg = Outbound {
-        subject,
-        payload,
-        headers: nats_headers,
     };
     let result = state.bus.publish(msg, route).await;
     state
@@ -95,6 +86,31 @@ pub async fn publish_one(
         .publish("http", &result, PublishReceipt::is_stored);
     let receipt = result?;
     Ok((receipt_status(&receipt), Json(receipt)))
+}
+
+/// The message a single-message route sends, checked the same way for a
+/// publish and a request so neither admits what the other refuses: the
+/// caller may publish on `subject`, `NatsH-*` headers and a valid W3C trace
+/// context are carried, and the body (within [`body_limit`]) is charged to
+/// the caller's rate limit.
+pub async fn outbound(
+    state: &AppState,
+    caller: &Principal,
+    subject: Subject,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Outbound, ApiError> {
+    caller.check_publish(&subject)?;
+    let mut nats_headers = nats_headers::from_http(headers)?;
+    nats_headers.trace_default(TraceContext::from_http(headers).as_ref());
+    let nats_headers = nats_headers.build();
+    let payload = read_body(headers, body, body_limit(state), "request body").await?;
+    caller.charge(0, payload.len() as u64)?;
+    Ok(Outbound {
+        subject,
+        payload,
+        headers: nats_headers,
+    })
 }
 
 /// 200 when a stream stored the message, 202 when it went out on core NATS.

@@ -9,14 +9,12 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use super::extract::{SubjectPath, ValidQuery, read_body};
+use super::extract::{SubjectPath, ValidQuery};
 use super::nats_headers;
-use super::publish::body_limit;
+use super::publish::outbound;
 use crate::auth::Caller;
-use crate::bus::Outbound;
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::trace_context::TraceContext;
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -80,17 +78,7 @@ pub async fn request(
         }
         Some(ms) => ms,
     };
-    caller.check_publish(&subject)?;
-    let mut nats_headers = nats_headers::from_http(&headers)?;
-    nats_headers.trace_default(TraceContext::from_http(&headers).as_ref());
-    let nats_headers = nats_headers.build();
-    let payload = read_body(&headers, body, body_limit(&state), "request body").await?;
-    caller.charge(0, payload.len() as u64)?;
-    let msg = Outbound {
-        subject,
-        payload,
-        headers: nats_headers,
-    };
+    let msg = outbound(&state, &caller, subject, &headers, body).await?;
     let reply = state
         .bus
         .request(msg, Duration::from_millis(wait_ms))

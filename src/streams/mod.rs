@@ -7,6 +7,7 @@ mod diff;
 pub mod errors;
 mod monitor;
 pub mod reconcile;
+mod stored;
 
 pub use errors::About;
 pub use monitor::run_monitor;

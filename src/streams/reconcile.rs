@@ -160,21 +160,11 @@ impl Reconciler {
             if let Some(err) = unreachable(&report) {
                 return Err(err);
             }
-            changed += usize::from(report.status != SyncStatus::InSync);
-            log_report("stream", name, &report);
-            self.stream_reports
-                .write()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(name.clone(), report);
+            changed += record("stream", name, report, &self.stream_reports);
         }
         for (name, spec) in &self.consumers {
             let report = self.sync_consumer(bus, js, name, spec).await;
-            changed += usize::from(report.status != SyncStatus::InSync);
-            log_report("consumer", name, &report);
-            self.consumer_reports
-                .write()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(name.clone(), report);
+            changed += record("consumer", name, report, &self.consumer_reports);
         }
         if changed == 0 {
             tracing::info!(
@@ -335,6 +325,23 @@ fn unreachable(report: &SyncReport) -> Option<ApiError> {
     (report.status == SyncStatus::Error
         && (error.contains("no answer") || error.contains("not connected")))
     .then(|| ApiError::JetStreamUnavailable(error.clone()))
+}
+
+/// Logs and keeps the report of one stream or consumer: 0 when it was in
+/// sync, else 1 (what the run counts as changed).
+fn record(
+    kind: &str,
+    name: &str,
+    report: SyncReport,
+    reports: &RwLock<BTreeMap<String, SyncReport>>,
+) -> usize {
+    let changed = usize::from(report.status != SyncStatus::InSync);
+    log_report(kind, name, &report);
+    reports
+        .write()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(name.to_owned(), report);
+    changed
 }
 
 fn log_report(kind: &str, name: &str, report: &SyncReport) {

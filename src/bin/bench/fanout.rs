@@ -15,6 +15,7 @@ use crate::err::{Context, Result, bail};
 use crate::payload;
 use crate::procs::{GatewayProc, Nats, gateway_config};
 use crate::publish::pair;
+use crate::reps::pairs;
 use crate::stats::{BenchResult, Goal, Sample, percentile};
 use crate::sys;
 
@@ -172,19 +173,13 @@ pub async fn b5(env: &Env) -> Result<Vec<BenchResult>> {
             credit: CREDIT,
             size,
         };
-        let mut reps = Vec::new();
-        for rep in 0..env.reps {
-            reps.push(
-                pair(
-                    env,
-                    &format!("B5 {label}"),
-                    rep,
-                    async || fanout(env, Kind::Gateway, &shape).await,
-                    async || fanout(env, Kind::Native, &shape).await,
-                )
-                .await?,
-            );
-        }
+        let reps = pairs(
+            env,
+            &format!("B5 {label}"),
+            async || fanout(env, Kind::Gateway, &shape).await,
+            async || fanout(env, Kind::Native, &shape).await,
+        )
+        .await?;
         let mut res = BenchResult::from_reps(
             &format!("B5 ({label})"),
             &format!("WebSocket fan-out, 1 publisher → 100 sockets on orderbook.>, {label}"),
@@ -269,19 +264,13 @@ async fn latency(env: &Env, kind: Kind) -> Result<Sample> {
 }
 
 pub async fn b6(env: &Env) -> Result<BenchResult> {
-    let mut reps = Vec::new();
-    for rep in 0..env.reps {
-        reps.push(
-            pair(
-                env,
-                "B6",
-                rep,
-                async || latency(env, Kind::Gateway).await,
-                async || latency(env, Kind::Native).await,
-            )
-            .await?,
-        );
-    }
+    let reps = pairs(
+        env,
+        "B6",
+        async || latency(env, Kind::Gateway).await,
+        async || latency(env, Kind::Native).await,
+    )
+    .await?;
     let mut res = BenchResult::from_reps(
         "B6",
         "publish→WebSocket latency at 5,000 msgs/s, 10 sockets (p99)",

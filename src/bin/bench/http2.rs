@@ -12,7 +12,8 @@ use crate::Env;
 use crate::clients::{Counter, Post, Stop, counter, measure};
 use crate::err::{Context, Result, bail};
 use crate::payload;
-use crate::publish::{http_load, pair};
+use crate::publish::http_load;
+use crate::reps::pairs;
 use crate::stats::{BenchResult, Goal, Sample};
 
 /// HTTP/2 connections, and requests in flight on each: 64 in all, as B1.
@@ -99,19 +100,13 @@ pub async fn b1_h2(env: &Env) -> Result<BenchResult> {
         expect: 202,
         weight: 1,
     };
-    let mut reps = Vec::new();
-    for rep in 0..env.reps {
-        reps.push(
-            pair(
-                env,
-                "B1-H2",
-                rep,
-                async || h2_load(env, "/publish/bench.core.b1", 202).await,
-                async || http_load(env, post.clone(), 64).await,
-            )
-            .await?,
-        );
-    }
+    let reps = pairs(
+        env,
+        "B1-H2",
+        async || h2_load(env, "/publish/bench.core.b1", 202).await,
+        async || http_load(env, post.clone(), 64).await,
+    )
+    .await?;
     Ok(BenchResult::from_reps(
         "B1-H2",
         "HTTP/2 (h2c) core publish, 256 B, 8 connections × 8 streams",

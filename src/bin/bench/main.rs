@@ -29,6 +29,7 @@ mod publish;
 mod reload;
 mod replay;
 mod report;
+mod reps;
 mod serve;
 mod snapshot;
 mod stats;

@@ -6,7 +6,7 @@
 use crate::Env;
 use crate::err::Result;
 use crate::fanout::{self, Kind, Shape, own_subject};
-use crate::publish::pair;
+use crate::reps::pairs;
 use crate::stats::{BenchResult, Goal};
 
 const SUBJECTS_PER_SOCKET: usize = 10;
@@ -32,19 +32,13 @@ pub async fn b11(env: &Env, sockets: usize) -> Result<BenchResult> {
         credit: CREDIT,
         size: SIZE,
     };
-    let mut reps = Vec::new();
-    for rep in 0..env.reps {
-        reps.push(
-            pair(
-                env,
-                "B11",
-                rep,
-                async || fanout::fanout(env, Kind::Gateway, &shape).await,
-                async || fanout::fanout(env, Kind::Native, &shape).await,
-            )
-            .await?,
-        );
-    }
+    let reps = pairs(
+        env,
+        "B11",
+        async || fanout::fanout(env, Kind::Gateway, &shape).await,
+        async || fanout::fanout(env, Kind::Native, &shape).await,
+    )
+    .await?;
     let n = |v: usize| crate::report::thousands(v as u64);
     let mut res = BenchResult::from_reps(
         "B11",

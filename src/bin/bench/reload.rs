@@ -14,7 +14,7 @@ use crate::Env;
 use crate::clients::{self, NativeSub, RawWs};
 use crate::err::{Result, bail};
 use crate::procs::{GatewayProc, Nats, gateway_config};
-use crate::publish::pair;
+use crate::reps::pairs;
 use crate::stats::{BenchResult, Goal, Sample};
 
 /// Any token: its only job is to make the gateway require one.
@@ -29,50 +29,38 @@ pub async fn b10(env: &Env) -> Result<BenchResult> {
     let gw = GatewayProc::start(&dir.join("gateway"), &open, env.placement)?;
     crate::wait_ready(gw.addr).await?;
     let native = Nats::start(&dir.join("native"), env.placement)?;
-    let mut reps = Vec::new();
-    for rep in 0..env.reps {
-        reps.push(
-            pair(
-                env,
-                "B13",
-                rep,
-                async || {
-                    let sockets = opened(n, async || {
-                        clients::gateway_subscriber(gw.addr, &["orderbook.>".to_owned()], 1024)
-                            .await
-                    })
-                    .await?;
-                    let sample =
-                        closed_after(sockets, || gw.reload(&format!("{open}{TOKENS}"))).await;
-                    gw.reload(&open)?;
-                    // Open again once the reload is in force.
-                    wait_open(async || {
-                        clients::gateway_subscriber(gw.addr, &["x".to_owned()], 1024).await
-                    })
-                    .await?;
-                    sample
-                },
-                async || {
-                    let sockets = opened(n, async || {
-                        Ok(
-                            NativeSub::connect(native.ws, &["orderbook.>".to_owned()], 1024)
-                                .await?
-                                .into_ws(),
-                        )
-                    })
-                    .await?;
-                    let sample = closed_after(sockets, || native.reload(NATS_AUTH)).await;
-                    native.reload("")?;
-                    wait_open(async || {
-                        NativeSub::connect(native.ws, &["x".to_owned()], 1024).await
-                    })
-                    .await?;
-                    sample
-                },
-            )
-            .await?,
-        );
-    }
+    let reps = pairs(
+        env,
+        "B13",
+        async || {
+            let sockets = opened(n, async || {
+                clients::gateway_subscriber(gw.addr, &["orderbook.>".to_owned()], 1024).await
+            })
+            .await?;
+            let sample = closed_after(sockets, || gw.reload(&format!("{open}{TOKENS}"))).await;
+            gw.reload(&open)?;
+            // Open again once the reload is in force.
+            wait_open(async || clients::gateway_subscriber(gw.addr, &["x".to_owned()], 1024).await)
+                .await?;
+            sample
+        },
+        async || {
+            let sockets = opened(n, async || {
+                Ok(
+                    NativeSub::connect(native.ws, &["orderbook.>".to_owned()], 1024)
+                        .await?
+                        .into_ws(),
+                )
+            })
+            .await?;
+            let sample = closed_after(sockets, || native.reload(NATS_AUTH)).await;
+            native.reload("")?;
+            wait_open(async || NativeSub::connect(native.ws, &["x".to_owned()], 1024).await)
+                .await?;
+            sample
+        },
+    )
+    .await?;
     drop(gw);
     drop(nats);
     drop(native);

@@ -139,9 +139,12 @@ pub async fn create_consumer(
         consumer_config(&durable, &spec).map_err(|m| invalid("deliver_policy".into(), m))?;
     let about = About::Consumer(stream_name.as_str(), &durable);
     let js = state.bus.jetstream();
-    let stream = state.bus.stream_handle(stream_name.as_str(), about).await?;
     // NATS accepts a create of an identical existing consumer; look first.
-    match state.bus.api(stream.consumer_info(&durable), about).await {
+    match state
+        .bus
+        .consumer_info(stream_name.as_str(), &durable)
+        .await
+    {
         Ok(_) => return Err(ApiError::ConsumerExists(durable)),
         Err(ApiError::ConsumerNotFound(_)) => {}
         Err(err) => return Err(err),
@@ -153,7 +156,10 @@ pub async fn create_consumer(
             about,
         )
         .await?;
-    let info = state.bus.api(stream.consumer_info(&durable), about).await?;
+    let info = state
+        .bus
+        .consumer_info(stream_name.as_str(), &durable)
+        .await?;
     Ok((StatusCode::CREATED, Json(view(&state, &info))))
 }
 
@@ -171,11 +177,9 @@ pub async fn get_consumer(
     StreamPath { name: stream_name }: StreamPath,
     ConsumerPath { consumer }: ConsumerPath,
 ) -> Result<Json<ConsumerView>, ApiError> {
-    let about = About::Consumer(stream_name.as_str(), consumer.as_str());
-    let stream = state.bus.stream_handle(stream_name.as_str(), about).await?;
     let info = state
         .bus
-        .api(stream.consumer_info(consumer.as_str()), about)
+        .consumer_info(stream_name.as_str(), consumer.as_str())
         .await?;
     Ok(Json(view(&state, &info)))
 }
@@ -194,11 +198,9 @@ pub async fn delete_consumer(
     StreamPath { name: stream_name }: StreamPath,
     ConsumerPath { consumer }: ConsumerPath,
 ) -> Result<StatusCode, ApiError> {
-    let about = About::Consumer(stream_name.as_str(), consumer.as_str());
-    let stream = state.bus.stream_handle(stream_name.as_str(), about).await?;
     state
         .bus
-        .api(stream.delete_consumer(consumer.as_str()), about)
+        .delete_consumer(stream_name.as_str(), consumer.as_str())
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

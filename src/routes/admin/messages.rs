@@ -14,7 +14,6 @@ use crate::frame::payload_value;
 use crate::openapi::responses::{InvalidName, MessageNotFound, Unavailable};
 use crate::routes::extract::{StreamPath, ValidPath};
 use crate::state::AppState;
-use crate::streams::About;
 use crate::streams::convert::rfc3339;
 use crate::subject::Subject;
 
@@ -84,10 +83,7 @@ pub async fn get_message(
     ValidPath(SeqPath { seq }): ValidPath<SeqPath>,
     StreamPath { name }: StreamPath,
 ) -> Result<Json<StoredMessage>, ApiError> {
-    let which = format!("at sequence {seq}");
-    let about = About::Message(name.as_str(), &which);
-    let stream = state.bus.stream_handle(name.as_str(), about).await?;
-    let msg = state.bus.api(stream.get_raw_message(seq), about).await?;
+    let msg = state.bus.message_at(name.as_str(), seq).await?;
     Ok(Json(stored(name.as_str(), msg)))
 }
 
@@ -105,10 +101,7 @@ pub async fn delete_message(
     ValidPath(SeqPath { seq }): ValidPath<SeqPath>,
     StreamPath { name }: StreamPath,
 ) -> Result<StatusCode, ApiError> {
-    let which = format!("at sequence {seq}");
-    let about = About::Message(name.as_str(), &which);
-    let stream = state.bus.stream_handle(name.as_str(), about).await?;
-    state.bus.api(stream.delete_message(seq), about).await?;
+    state.bus.delete_message_at(name.as_str(), seq).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -127,15 +120,6 @@ pub async fn last_message(
     StreamPath { name }: StreamPath,
 ) -> Result<Json<StoredMessage>, ApiError> {
     let subject = Subject::parse(&subject).map_err(|e| ApiError::invalid_subject(&subject, e))?;
-    let which = format!("on subject {subject}");
-    let about = About::Message(name.as_str(), &which);
-    let stream = state.bus.stream_handle(name.as_str(), about).await?;
-    let msg = state
-        .bus
-        .api(
-            stream.get_last_raw_message_by_subject(subject.as_str()),
-            about,
-        )
-        .await?;
+    let msg = state.bus.last_message_on(name.as_str(), &subject).await?;
     Ok(Json(stored(name.as_str(), msg)))
 }
