@@ -294,9 +294,6 @@ impl RawWs {
         self.writer.write_all(&out).await.context("websocket write")
     }
 
-    /// Hands every complete frame to `on(opcode, payload)`, first waiting
-    /// for data when none is buffered; answers pings. False once the peer
-    /// closed.
     /// Reads a replay or snapshot to its `caught_up` frame: the messages
     /// before it. An `error` frame or a close first fails (`what` failed).
     pub async fn count_until_caught_up(&mut self, what: &str) -> Result<u64> {
@@ -323,6 +320,9 @@ impl RawWs {
         Ok(count)
     }
 
+    /// Hands every complete frame to `on(opcode, payload)`, first waiting
+    /// for data when none is buffered; answers pings. False once the peer
+    /// closed.
     pub async fn read_frames(&mut self, mut on: impl FnMut(u8, &[u8])) -> Result<bool> {
         use tokio::io::AsyncReadExt;
         loop {
