@@ -30,8 +30,6 @@ const RUN_LIMIT: Duration = Duration::from_secs(120);
 /// would: one of 1,000 ordered consumers created at once now and then
 /// never delivers (seen about one run in three), which hung the storm.
 const CLIENT_LIMIT: Duration = Duration::from_secs(20);
-/// Restarts of direct clients in the current storm.
-static RESTARTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 /// Stores one message on each of the subjects (kept between runs).
 async fn prepare(env: &Env) -> Result<()> {
@@ -86,14 +84,13 @@ async fn one_socket(env: &Env) -> Result<usize> {
 }
 
 /// [`one_consumer`], started over (new consumer) when it has not finished
-/// within [`CLIENT_LIMIT`]; the storm's time includes the restarts.
-async fn one_consumer_restarting(env: &Env) -> Result<usize> {
+/// within [`CLIENT_LIMIT`]; the storm's time includes the restarts, which
+/// `restarts` counts.
+async fn one_consumer_restarting(env: &Env, restarts: &Cell<usize>) -> Result<usize> {
     for _ in 0..3 {
         match tokio::time::timeout(CLIENT_LIMIT, one_consumer(env)).await {
             Ok(result) => return result,
-            Err(_) => {
-                RESTARTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            }
+            Err(_) => restarts.set(restarts.get() + 1),
         }
     }
     bail!("no snapshot within three attempts")
@@ -215,12 +212,12 @@ pub async fn b12(env: &Env) -> Result<BenchResult> {
                 rep,
                 async || storm(env, clients, || one_socket(env)).await,
                 async || {
-                    RESTARTS.store(0, std::sync::atomic::Ordering::Relaxed);
-                    let mut sample = storm(env, clients, || one_consumer_restarting(env)).await;
+                    let restarts = Cell::new(0);
+                    let mut sample =
+                        storm(env, clients, || one_consumer_restarting(env, &restarts)).await;
                     no_consumers_left(env).await?;
                     if let Ok(s) = &mut sample {
-                        let restarts = RESTARTS.load(std::sync::atomic::Ordering::Relaxed);
-                        s.extra.insert("restarts".into(), restarts.into());
+                        s.extra.insert("restarts".into(), restarts.get().into());
                     }
                     sample
                 },
