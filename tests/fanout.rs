@@ -231,9 +231,10 @@ async fn concurrent_joiners_on_distinct_and_shared_subjects_each_receive_what_is
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn joins_cancelled_while_the_subscription_opens_leave_no_topic_behind() {
+async fn joins_cancelled_while_the_subscription_opens_leave_no_topic_and_no_nats_interest_behind() {
     let nats = NatsServer::start().await;
-    let hub = hub(&nats.url()).await;
+    let bus = bus(&nats.url()).await;
+    let hub = hub_on(bus.clone());
     for i in 0..200 {
         let subject = format!("funding_rate.cancel.perpetual.S{}", i % 10);
         let id = hub.new_member_id();
@@ -271,6 +272,60 @@ async fn joins_cancelled_while_the_subscription_opens_leave_no_topic_behind() {
     assert_eq!(data(&frames), [&Value::from(1)]);
     hub.leave(&key(subject), id).await;
     assert_eq!(hub.topic_count().await, 0);
+    let subjects: Vec<_> = (0..10)
+        .map(|i| format!("funding_rate.cancel.perpetual.S{i}"))
+        .collect();
+    assert_no_interest(&bus, &hub, &nats, &subjects).await;
+}
+
+#[tokio::test]
+async fn leaving_the_last_member_removes_the_subscription_from_the_nats_server() {
+    let nats = NatsServer::start().await;
+    let bus = bus(&nats.url()).await;
+    let hub = hub_on(bus.clone());
+    let subject = "liquidation.okx.perpetual.BTC-USDT";
+    let (first, second) = (hub.new_member_id(), hub.new_member_id());
+    for id in [first, second] {
+        hub.join(&key(subject), id, outbox(), confirm(subject))
+            .await
+            .expect("join");
+    }
+    hub.leave(&key(subject), first).await;
+    assert_eq!(hub.topic_count().await, 1, "one member is left");
+    hub.leave(&key(subject), second).await;
+    assert_eq!(hub.topic_count().await, 0);
+    assert_no_interest(&bus, &hub, &nats, &[subject.to_owned()]).await;
+}
+
+/// Proves the NATS server no longer sends `subjects` to the hub's
+/// connection: one message to each, then one to a subject the hub joins
+/// now; messages from one publisher arrive in order, so once the marker is
+/// in, the connection must have received exactly one message meanwhile.
+async fn assert_no_interest(bus: &Bus, hub: &Hub, nats: &NatsServer, subjects: &[String]) {
+    let marker = "funding_rate.marker.perpetual.END";
+    let outbox = outbox();
+    let id = hub.new_member_id();
+    hub.join(&key(marker), id, outbox.clone(), confirm(marker))
+        .await
+        .expect("join marker");
+    let stats = bus.client().statistics();
+    let before = stats.in_messages.load(std::sync::atomic::Ordering::Relaxed);
+    let publisher = nats.client().await;
+    for subject in subjects {
+        publisher
+            .publish(subject.clone(), "0".into())
+            .await
+            .unwrap();
+    }
+    publisher.publish(marker, "1".into()).await.unwrap();
+    read_until(&outbox, |seen| !data(seen).is_empty()).await;
+    let after = stats.in_messages.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(
+        after - before,
+        1,
+        "the server still sends some of {subjects:?}"
+    );
+    hub.leave(&key(marker), id).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -8,13 +8,13 @@
 //! full outboxes); the NATS subscription itself joins the queue group, so
 //! several gateway instances share the load too.
 //!
-//! Each topic's subscription is polled by a small task of its own (its
-//! future is the `topic::Feed`: three pointers' worth). One task polling
-//! every subscription (a `FuturesUnordered`) was tried and measured: it
-//! costs a task less per subject but spent 2-3× the CPU per delivery
-//! across 10,000 subjects (benchmark B11). What a distinct subject costs
-//! beyond that is async-nats's own per-subscription channel (about 6.5 KiB,
-//! allocated whatever its capacity): see `docs/performance.md`.
+//! A topic on plain core subjects has no task and no channel: its
+//! subscription hands each message to a callback that the NATS
+//! connection's task runs (async-nats is patched for it, see
+//! `vendor/async-nats/PATCHES.md`), which encodes the frame and pushes it
+//! into the outboxes. A `Subscriber` per topic, drained by a task of its
+//! own, cost about 7 KiB per distinct subject, most of it the channel's
+//! first block (benchmark B7d; see `docs/performance.md`).
 //!
 //! Where a topic's frames come from is its [`source::Plan`]: a pattern no
 //! stream re-publishes is that plain core subscription and its small feed;
@@ -43,7 +43,7 @@ use crate::frame::Frame;
 use crate::metrics::Metrics;
 use crate::subject::SubjectPattern;
 use rounds::Rounds;
-use topic::{Failure, Feed, Topic};
+use topic::{Failure, Topic};
 
 /// A shared subscription: a subject pattern and an optional queue group.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -200,20 +200,12 @@ impl Shared {
         let key = &topic.key;
         let plan = source::plan(&key.pattern, &self.bus);
         if plan.is_core_only() {
-            let subject = key.pattern.as_str().to_owned();
-            let subscribing = async {
-                match &key.queue {
-                    Some(queue) => self.client.queue_subscribe(subject, queue.clone()).await,
-                    None => self.client.subscribe(subject).await,
-                }
-            };
-            let subscriber = match tokio::time::timeout(self.subscribe_timeout, subscribing).await {
-                Ok(Ok(subscriber)) => subscriber,
+            let subscribing = topic::subscribe_core(topic, &self.client, self.metrics.clone());
+            match tokio::time::timeout(self.subscribe_timeout, subscribing).await {
+                Ok(Ok(())) => {}
                 Ok(Err(err)) => return Err(Failure::Refused(err.to_string())),
                 Err(_) => return Err(Failure::Unavailable),
-            };
-            let feed = Feed::new(topic.clone(), subscriber, self.metrics.clone());
-            self.tasks.spawn(feed);
+            }
         } else {
             let opening = source::open(&self.bus, &self.read_back, key, plan);
             let source = match tokio::time::timeout(self.subscribe_timeout, opening).await {

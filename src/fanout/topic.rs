@@ -1,13 +1,15 @@
-//! One shared NATS subscription (a [`Topic`]) and the [`Feed`] that moves
-//! its messages into the members' outboxes.
+//! One shared NATS subscription (a [`Topic`]) and how its messages reach
+//! the members' outboxes: from the NATS connection's own task through a
+//! callback ([`subscribe_core`]), or from a topic task reading a
+//! [`Source`](super::source::Source) ([`run_source`]).
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::task::{Context, Poll};
 
-use futures::StreamExt;
+use async_nats::CallbackSubscription;
 use futures::task::AtomicWaker;
 use tokio::sync::SetOnce;
 
@@ -53,8 +55,10 @@ pub(super) struct Topic {
     /// Set once: whether the NATS subscription is in place and confirmed.
     pub opened: SetOnce<Result<(), Failure>>,
     stopped: AtomicBool,
-    /// Wakes the feed when the topic is stopped.
+    /// Wakes the topic task (if it has one) when the topic is stopped.
     waker: AtomicWaker,
+    /// A core topic's NATS subscription; dropping it unsubscribes.
+    subscription: Mutex<Option<CallbackSubscription>>,
 }
 
 impl Topic {
@@ -69,6 +73,7 @@ impl Topic {
             opened: SetOnce::new(),
             stopped: AtomicBool::new(false),
             waker: AtomicWaker::new(),
+            subscription: Mutex::new(None),
         }
     }
 
@@ -90,10 +95,16 @@ impl Topic {
         members.len() < before
     }
 
-    /// Ends the feed (which unsubscribes from NATS when dropped).
+    /// Unsubscribes from NATS and ends the topic task, if any.
     pub fn stop(&self) {
         self.stopped.store(true, Ordering::Release);
+        let subscription = self.subscription_slot().take();
+        drop(subscription);
         self.waker.wake();
+    }
+
+    fn subscription_slot(&self) -> std::sync::MutexGuard<'_, Option<CallbackSubscription>> {
+        self.subscription.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn on_message(&self, msg: async_nats::Message, metrics: &Metrics) {
@@ -128,53 +139,32 @@ impl Topic {
     }
 }
 
-/// A topic's NATS subscription, polled by a task of its own. It ends when the
-/// topic is stopped or the subscription closes; dropping the
-/// [`async_nats::Subscriber`] unsubscribes.
-pub(super) struct Feed {
-    topic: Arc<Topic>,
-    subscriber: async_nats::Subscriber,
+/// Subscribes `topic` to its pattern on core NATS. Each message is turned
+/// into a frame and pushed into the members' outboxes right in the NATS
+/// connection's task: pushes never block, and a topic needs neither a
+/// channel nor a task of its own, which is most of what a distinct subject
+/// used to cost (see `vendor/async-nats/PATCHES.md`).
+pub(super) async fn subscribe_core(
+    topic: &Arc<Topic>,
+    client: &async_nats::Client,
     metrics: Arc<Metrics>,
-}
-
-impl Feed {
-    pub fn new(
-        topic: Arc<Topic>,
-        subscriber: async_nats::Subscriber,
-        metrics: Arc<Metrics>,
-    ) -> Self {
-        Self {
-            topic,
-            subscriber,
-            metrics,
-        }
+) -> Result<(), async_nats::SubscribeError> {
+    let subject = topic.key.pattern.as_str().to_owned();
+    let queue = topic.key.queue.clone();
+    let target = topic.clone();
+    let subscription = client
+        .subscribe_with_callback(subject, queue, move |msg| target.on_message(msg, &metrics))
+        .await?;
+    // Checked under the slot's lock, which `stop` takes after setting the
+    // flag: a topic stopped while subscribing drops the subscription here.
+    let mut slot = topic.subscription_slot();
+    if !topic.stopped.load(Ordering::Acquire) {
+        *slot = Some(subscription);
     }
+    Ok(())
 }
 
-impl Future for Feed {
-    type Output = ();
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        // Registered before the check, so a stop in between still wakes us.
-        self.topic.waker.register(cx.waker());
-        if self.topic.stopped.load(Ordering::Acquire) {
-            return Poll::Ready(());
-        }
-        // The subscription's channel takes part in tokio's cooperative
-        // budget: after a run of messages it reports Pending (and wakes us),
-        // so a busy subject yields its thread to the other tasks in turn.
-        loop {
-            match self.subscriber.poll_next_unpin(cx) {
-                Poll::Ready(Some(msg)) => self.topic.on_message(msg, &self.metrics),
-                Poll::Ready(None) => return Poll::Ready(()),
-                Poll::Pending => return Poll::Pending,
-            }
-        }
-    }
-}
-
-/// Resolves once the topic is stopped (the same waker the [`Feed`] uses: a
-/// topic has one task, fed either way).
+/// Resolves once the topic is stopped.
 struct Stopped<'a>(&'a Topic);
 
 impl Future for Stopped<'_> {

@@ -20,7 +20,10 @@ use crate::message::OutboundMessage;
 use crate::subject::ToSubject;
 use crate::ServerInfo;
 
-use super::{header::HeaderMap, status::StatusCode, Command, Message, Subscriber};
+use super::{
+    header::HeaderMap, status::StatusCode, CallbackSubscription, Command, Delivery, Message,
+    Subscriber,
+};
 use crate::error::Error;
 use bytes::Bytes;
 use futures_util::future::TryFutureExt;
@@ -802,19 +805,52 @@ impl Client {
             .validate_subscribe_subject(subject)
             .map_err(|e| SubscribeError::with_source(SubscribeErrorKind::InvalidSubject, e))?;
 
-        let sid = self.next_subscription_id.fetch_add(1, Ordering::Relaxed);
         let (sender, receiver) = mpsc::channel(self.subscription_capacity);
+        let sid = self.send_subscribe(subject, None, Delivery::Channel(sender)).await?;
+        Ok(Subscriber::new(sid, self.sender.clone(), receiver))
+    }
 
+    /// Subscribes to a subject (in a queue group if one is given) and hands
+    /// each message to `callback`, which the connection handler runs: it
+    /// must be quick and must not block. Unlike a [`Subscriber`] this has no
+    /// channel of its own (no per-subscription buffer, nothing to poll), for
+    /// applications holding very many subscriptions. Dropping the returned
+    /// [`CallbackSubscription`] unsubscribes. Patched in (see PATCHES.md).
+    pub async fn subscribe_with_callback<S: ToSubject>(
+        &self,
+        subject: S,
+        queue_group: Option<String>,
+        callback: impl Fn(Message) + Send + Sync + 'static,
+    ) -> Result<CallbackSubscription, SubscribeError> {
+        let subject = self
+            .validate_subscribe_subject(subject)
+            .map_err(|e| SubscribeError::with_source(SubscribeErrorKind::InvalidSubject, e))?;
+        if let Some(queue_group) = &queue_group {
+            if !crate::is_valid_queue_group(queue_group) {
+                return Err(SubscribeError::new(SubscribeErrorKind::InvalidQueueName));
+            }
+        }
+        let sink = Delivery::Callback(std::sync::Arc::new(callback));
+        let sid = self.send_subscribe(subject, queue_group, sink).await?;
+        Ok(CallbackSubscription::new(sid, self.sender.clone()))
+    }
+
+    async fn send_subscribe(
+        &self,
+        subject: crate::Subject,
+        queue_group: Option<String>,
+        sink: Delivery,
+    ) -> Result<u64, SubscribeError> {
+        let sid = self.next_subscription_id.fetch_add(1, Ordering::Relaxed);
         self.sender
             .send(Command::Subscribe {
                 sid,
                 subject,
-                queue_group: None,
-                sender,
+                queue_group,
+                sink,
             })
             .await?;
-
-        Ok(Subscriber::new(sid, self.sender.clone(), receiver))
+        Ok(sid)
     }
 
     /// Subscribes to a subject with a queue group to receive [messages][Message].
@@ -851,18 +887,10 @@ impl Client {
             return Err(SubscribeError::new(SubscribeErrorKind::InvalidQueueName));
         }
 
-        let sid = self.next_subscription_id.fetch_add(1, Ordering::Relaxed);
         let (sender, receiver) = mpsc::channel(self.subscription_capacity);
-
-        self.sender
-            .send(Command::Subscribe {
-                sid,
-                subject,
-                queue_group: Some(queue_group),
-                sender,
-            })
+        let sid = self
+            .send_subscribe(subject, Some(queue_group), Delivery::Channel(sender))
             .await?;
-
         Ok(Subscriber::new(sid, self.sender.clone(), receiver))
     }
 

@@ -396,7 +396,7 @@ pub(crate) enum Command {
         sid: u64,
         subject: Subject,
         queue_group: Option<String>,
-        sender: mpsc::Sender<Message>,
+        sink: Delivery,
     },
     Unsubscribe {
         sid: u64,
@@ -441,10 +441,51 @@ pub(crate) enum ClientOp {
     Connect(ConnectInfo),
 }
 
+/// Where a subscription's messages go.
+///
+/// Patched in (see PATCHES.md): besides the channel a [`Subscriber`]
+/// reads, a callback run by the connection handler for each message. A
+/// callback subscription has no channel, so it costs no channel block
+/// (32 message slots, ~6 KiB, allocated when the channel is created) and
+/// no task to drain it; the callback must be quick and must not block.
+pub(crate) enum Delivery {
+    Channel(mpsc::Sender<Message>),
+    Callback(Arc<dyn Fn(Message) + Send + Sync>),
+}
+
+impl Delivery {
+    fn is_closed(&self) -> bool {
+        match self {
+            Delivery::Channel(sender) => sender.is_closed(),
+            // Ends only by an unsubscribe, which removes it.
+            Delivery::Callback(_) => false,
+        }
+    }
+
+    fn try_send(&self, message: Message) -> Result<(), mpsc::error::TrySendError<Message>> {
+        match self {
+            Delivery::Channel(sender) => sender.try_send(message),
+            Delivery::Callback(callback) => {
+                callback(message);
+                Ok(())
+            }
+        }
+    }
+}
+
+impl fmt::Debug for Delivery {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Delivery::Channel(sender) => f.debug_tuple("Channel").field(sender).finish(),
+            Delivery::Callback(_) => f.write_str("Callback"),
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Subscription {
     subject: Subject,
-    sender: mpsc::Sender<Message>,
+    sink: Delivery,
     queue_group: Option<String>,
     delivered: u64,
     max: Option<u64>,
@@ -753,7 +794,7 @@ impl ConnectionHandler {
 
                     // if the channel for subscription was dropped, remove the
                     // subscription from the map and unsubscribe.
-                    match subscription.sender.try_send(message) {
+                    match subscription.sink.try_send(message) {
                         Ok(_) => {
                             subscription.delivered += 1;
                             // if this `Subscription` has set `max` value, check if it
@@ -868,10 +909,10 @@ impl ConnectionHandler {
                 sid,
                 subject,
                 queue_group,
-                sender,
+                sink,
             } => {
                 let subscription = Subscription {
-                    sender,
+                    sink,
                     delivered: 0,
                     max: None,
                     subject: subject.to_owned(),
@@ -992,7 +1033,7 @@ impl ConnectionHandler {
         let _ = self.info_sender.send(Some(info));
 
         self.subscriptions
-            .retain(|_, subscription| !subscription.sender.is_closed());
+            .retain(|_, subscription| !subscription.sink.is_closed());
 
         for (sid, subscription) in &self.subscriptions {
             self.connection.enqueue_write_op(&ClientOp::Subscribe {
@@ -1436,14 +1477,42 @@ fn drop_unsubscribe_command(sid: u64) -> Command {
 impl Drop for Subscriber {
     fn drop(&mut self) {
         self.receiver.close();
+        unsubscribe_on_drop(&self.sender, self.sid);
+    }
+}
+
+/// A subscription whose messages go to a callback, made by
+/// [`Client::subscribe_with_callback`]. Patched in (see PATCHES.md).
+/// Dropping it unsubscribes; the callback is dropped once the connection
+/// handler has processed the unsubscribe.
+#[derive(Debug)]
+pub struct CallbackSubscription {
+    sid: u64,
+    sender: mpsc::Sender<Command>,
+}
+
+impl CallbackSubscription {
+    fn new(sid: u64, sender: mpsc::Sender<Command>) -> Self {
+        CallbackSubscription { sid, sender }
+    }
+}
+
+impl Drop for CallbackSubscription {
+    fn drop(&mut self) {
+        unsubscribe_on_drop(&self.sender, self.sid);
+    }
+}
+
+fn unsubscribe_on_drop(sender: &mpsc::Sender<Command>, sid: u64) {
+    {
         // Best-effort unsubscribe. `Drop` can run outside a Tokio runtime (unwinding, teardown,
         // plain threads), so start with synchronous `try_send` and only spawn an async retry when
         // the command channel is full and a runtime is available.
-        match self.sender.try_send(drop_unsubscribe_command(self.sid)) {
+        match sender.try_send(drop_unsubscribe_command(sid)) {
             Ok(()) => {}
             Err(tokio::sync::mpsc::error::TrySendError::Full(command)) => {
                 if let Ok(handle) = tokio::runtime::Handle::try_current() {
-                    let sender = self.sender.clone();
+                    let sender = sender.clone();
                     handle.spawn(async move {
                         if let Err(err) = sender.send(command).await {
                             debug!("failed to send unsubscribe in Subscriber::drop: {err}");

@@ -48,8 +48,10 @@ use super::kv::{Store, MAX_HISTORY};
 use super::object_store::{is_valid_bucket_name, ObjectStore};
 #[cfg(any(feature = "kv", feature = "object-store"))]
 use super::stream::DiscardPolicy;
+#[cfg(all(feature = "server_2_10", any(feature = "kv", feature = "object-store")))]
+use super::stream::Compression;
 #[cfg(feature = "server_2_10")]
-use super::stream::{Compression, ConsumerCreateStrictError, ConsumerUpdateError};
+use super::stream::{ConsumerCreateStrictError, ConsumerUpdateError};
 use super::stream::{
     Config, ConsumerError, ConsumerErrorKind, DeleteStatus, External, Info, Stream,
 };
