@@ -30,6 +30,7 @@ pub mod stats;
 pub mod streams;
 pub mod subject;
 pub mod subscription;
+pub mod swagger_ui;
 pub mod telemetry;
 pub mod trace_context;
 pub mod util;

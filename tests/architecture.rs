@@ -30,7 +30,7 @@ const LAYERS: &[&[&str]] = &[
     // Documents and wiring.
     &["asyncapi"],
     &["state"],
-    &["openapi", "console"],
+    &["openapi", "console", "swagger_ui"],
     &["routes"],
     &["app"],
     &["cli"],

@@ -211,9 +211,11 @@ async fn swagger_ui_is_served_from_the_binary() {
     assert!(res.text().await.unwrap().contains("swagger-ui"));
     let init = app.get("/docs/swagger-initializer.js").await;
     assert_eq!(init.status(), StatusCode::OK);
+    let init = init.text().await.unwrap();
+    assert!(init.contains("/openapi.json"), "UI loads our document");
     assert!(
-        init.text().await.unwrap().contains("/openapi.json"),
-        "UI loads our document"
+        init.contains("DeclaredServersOnly"),
+        "our start-up script, not utoipa's, with its plugin"
     );
     assert_eq!(
         app.get("/docs/swagger-ui-bundle.js").await.status(),

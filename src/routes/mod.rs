@@ -26,7 +26,6 @@ use tower_http::trace::TraceLayer;
 use utoipa::openapi::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use utoipa_swagger_ui::SwaggerUi;
 
 pub use batch::{BatchResponse, LineOutcome, LineResult};
 pub use health::{Health, HealthState};
@@ -108,7 +107,7 @@ fn served(state: &AppState) -> (Router<AppState>, OpenApi) {
 /// console.
 fn documents(doc: OpenApi) -> Router<AppState> {
     Router::new()
-        .merge(SwaggerUi::new("/docs").url("/openapi.json", doc))
+        .merge(crate::swagger_ui::router(doc))
         .route("/asyncapi.json", axum::routing::get(asyncapi_json))
         .merge(crate::console::router())
 }

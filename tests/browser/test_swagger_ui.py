@@ -1,5 +1,6 @@
 """Swagger UI at /docs/, in a real browser: every operation expands without
-a resolver error, "Try it out" publishes JSON and lists streams, and
+a resolver error, "Try it out" publishes JSON and lists streams (to this
+origin, offering no server choice), and
 "Authorize" with a bearer token works on a gateway with `auth`."""
 
 import json
@@ -30,6 +31,15 @@ def execute(block):
     body = block.locator(".live-responses-table tbody .highlight-code pre").first
     body.wait_for()
     return int(status.inner_text().strip()), body.inner_text()
+
+
+def assert_no_servers_choice(block):
+    """The document declares no servers, so there is nothing to choose: no
+    per-operation "Servers" box (Swagger UI 5 offers "/" on every operation
+    of an OpenAPI 3.1 document without one; src/swagger_ui/initializer.js).
+    Called once the operation has executed, so it has been resolved."""
+    assert block.locator(".operation-servers").count() == 0
+    assert block.page.locator(".servers").count() == 0
 
 
 def test_every_operation_expands_without_a_resolver_error(gateway, page_for):
@@ -65,6 +75,9 @@ def test_try_it_out_publishes_the_json_example_and_lists_streams(gateway, page_f
     status, text = execute(block)
     receipt = json.loads(text)
     assert status == 200, text
+    assert_no_servers_choice(block)
+    request_url = block.locator(".request-url pre").inner_text()
+    assert request_url == gateway.url(f"/publish/{SUBJECT}"), request_url
     assert receipt["stream"] == "MARKET_DATA" and receipt["seq"] >= 1
     stored = gateway.json(f"/admin/streams/MARKET_DATA/messages/{receipt['seq']}")
     assert stored["data"]["data_type"] == "funding_rate"
@@ -74,6 +87,7 @@ def test_try_it_out_publishes_the_json_example_and_lists_streams(gateway, page_f
     status, text = execute(block)
     assert status == 200, text
     assert [s["name"] for s in json.loads(text)] == ["MARKET_DATA"]
+    assert_no_servers_choice(block)
 
 
 def test_authorize_with_a_bearer_token_works_for_protected_operations(token_gateway, page_for):
