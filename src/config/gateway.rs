@@ -309,9 +309,10 @@ pub struct WebSocketSettings {
     /// JetStream publishes one socket may have waiting for acks.
     pub max_publishes_in_flight: usize,
     /// tungstenite read buffer per socket (its default is 128 KiB),
-    /// allocated when the socket opens and kept for its life. Client
-    /// frames are small ops; a larger frame is still read whole (it takes
-    /// more reads).
+    /// allocated when the socket opens and kept for its life, and the most
+    /// one read takes. Client frames are small ops; a larger frame is still
+    /// read whole (in reads of this size: raise it for clients that publish
+    /// large frames).
     pub read_buffer_bytes: usize,
     /// How many bytes of frames tungstenite gathers before it writes to
     /// the socket (its default is 128 KiB). The buffer grows only while a
@@ -333,7 +334,7 @@ impl Default for WebSocketSettings {
             pong_timeout_ms: 10_000,
             max_pending_replies: 1_024,
             max_publishes_in_flight: 1_024,
-            read_buffer_bytes: 2 * 1024,
+            read_buffer_bytes: 1024,
             write_buffer_bytes: 64 * 1024,
         }
     }

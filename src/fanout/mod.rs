@@ -25,9 +25,9 @@ pub mod outbox;
 mod read_back;
 mod rounds;
 pub mod source;
+mod table;
 mod topic;
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -43,6 +43,7 @@ use crate::frame::Frame;
 use crate::metrics::Metrics;
 use crate::subject::SubjectPattern;
 use rounds::Rounds;
+use table::Table;
 use topic::{Failure, Topic};
 
 /// A shared subscription: a subject pattern and an optional queue group.
@@ -68,7 +69,7 @@ struct Shared {
     client: async_nats::Client,
     /// Held only for map operations, never across an await: joins and
     /// leaves of different topics never wait for each other's NATS work.
-    topics: Mutex<HashMap<TopicKey, Arc<Topic>>>,
+    topics: Mutex<Table>,
     rounds: Arc<Rounds>,
     tasks: TaskTracker,
     subscribe_timeout: Duration,
@@ -94,7 +95,7 @@ impl Hub {
                 bus,
                 read_back,
                 client,
-                topics: Mutex::new(HashMap::new()),
+                topics: Mutex::new(Table::default()),
                 tasks,
                 subscribe_timeout,
                 metrics,
@@ -172,7 +173,7 @@ impl Hub {
     /// Stops every topic (used at shutdown) and waits for the work in
     /// progress.
     pub async fn close(&self) {
-        for topic in self.shared.lock().drain().map(|(_, t)| t) {
+        for topic in self.shared.lock().drain() {
             topic.stop();
         }
         self.shared.tasks.close();
@@ -181,7 +182,7 @@ impl Hub {
 }
 
 impl Shared {
-    fn lock(&self) -> MutexGuard<'_, HashMap<TopicKey, Arc<Topic>>> {
+    fn lock(&self) -> MutexGuard<'_, Table> {
         self.topics.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -229,13 +230,7 @@ impl Shared {
     /// Takes `topic` out of the table (if it is still the one there) and
     /// stops it.
     fn forget(&self, topic: &Arc<Topic>) {
-        let mut topics = self.lock();
-        if topics
-            .get(&topic.key)
-            .is_some_and(|t| Arc::ptr_eq(t, topic))
-        {
-            topics.remove(&topic.key);
-        }
+        self.lock().remove_if_current(topic);
         topic.stop();
     }
 }
@@ -256,7 +251,7 @@ impl<'a> Joining<'a> {
             Some(topic) => topic.clone(),
             None => {
                 let topic = Arc::new(Topic::new(key.clone()));
-                topics.insert(key.clone(), topic.clone());
+                topics.insert(topic.clone());
                 shared.tasks.spawn(shared.clone().open(topic.clone()));
                 topic
             }
@@ -282,12 +277,7 @@ impl Drop for Joining<'_> {
         }
         let mut topics = self.shared.lock();
         if self.topic.users.fetch_sub(1, Ordering::Relaxed) == 1 {
-            if topics
-                .get(&self.topic.key)
-                .is_some_and(|t| Arc::ptr_eq(t, &self.topic))
-            {
-                topics.remove(&self.topic.key);
-            }
+            topics.remove_if_current(&self.topic);
             self.topic.stop();
         }
     }

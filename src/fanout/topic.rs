@@ -83,6 +83,11 @@ impl Topic {
         let mut members = self.members.write().unwrap_or_else(|e| e.into_inner());
         outbox.push_control(confirm);
         if !members.iter().any(|(id, _)| *id == member) {
+            if members.capacity() == 0 {
+                // Most distinct subjects have one member: no room for four
+                // (a Vec's first growth) in every topic. Later pushes double.
+                members.reserve_exact(1);
+            }
             members.push((member, outbox));
         }
     }
