@@ -1,7 +1,8 @@
 //! The hub under concurrency: many joins and leaves of the same and of
 //! distinct subjects at once, NATS dying in the middle, and thousands of
-//! sockets each on a subject of its own. Correctness only; speed is the
-//! benchmarks' business (B7d, B10, B11).
+//! sockets each on a subject of its own; queue groups shared with other
+//! NATS members. Correctness only; speed is the benchmarks' business (B7d,
+//! B10, B11).
 
 mod common;
 
@@ -531,4 +532,75 @@ async fn subjects_open_while_a_socket_holds_every_subject() {
         let frames = read_until(outbox, |seen| !data(seen).is_empty()).await;
         assert_eq!(data(&frames), [&Value::from(1)]);
     }
+}
+
+#[tokio::test]
+async fn a_queue_group_topic_shares_messages_with_other_nats_members_of_the_group() {
+    let nats = NatsServer::start().await;
+    let hub = hub(&nats.url()).await;
+    let queued = TopicKey {
+        pattern: SubjectPattern::parse("jobs.>").expect("valid"),
+        queue: Some("workers".into()),
+    };
+    let outbox = outbox();
+    hub.join(
+        &queued,
+        hub.new_member_id(),
+        outbox.clone(),
+        confirm("jobs.>"),
+    )
+    .await
+    .expect("join");
+    // Another member of the same group on NATS itself, as another gateway
+    // instance would be: each message goes to exactly one of the two.
+    let client = nats.client().await;
+    let mut other = client
+        .queue_subscribe("jobs.>", "workers".into())
+        .await
+        .unwrap();
+    client.flush().await.unwrap();
+    const N: usize = 200;
+    for i in 0..N {
+        client
+            .publish(format!("jobs.{i}"), i.to_string().into())
+            .await
+            .unwrap();
+    }
+    client.flush().await.unwrap();
+    let (mut by_hub, mut by_other) = (Vec::new(), Vec::new());
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while by_hub.len() + by_other.len() < N {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} of {N} messages arrived",
+            by_hub.len() + by_other.len()
+        );
+        let mut batch = Vec::new();
+        tokio::select! {
+            Some(msg) = other.next() => by_other.push(String::from_utf8(msg.payload.to_vec()).unwrap()),
+            Batch::Frames = outbox.next_batch(&mut batch, 1_000) => by_hub.extend(
+                batch
+                    .iter()
+                    .map(|f| serde_json::from_str::<Value>(&f.text).expect("JSON frame"))
+                    .filter(|f| f["type"] == "message")
+                    .map(|f| f["data"].to_string()),
+            ),
+            () = tokio::time::sleep(Duration::from_millis(50)) => {}
+        }
+    }
+    assert!(
+        !by_hub.is_empty() && !by_other.is_empty(),
+        "the group shares the load"
+    );
+    let mut seen: Vec<usize> = by_hub
+        .iter()
+        .chain(&by_other)
+        .map(|s| s.parse().unwrap())
+        .collect();
+    seen.sort_unstable();
+    assert_eq!(
+        seen,
+        (0..N).collect::<Vec<_>>(),
+        "each message exactly once"
+    );
 }
