@@ -251,7 +251,10 @@ async fn run(args: Args, pin: bool, mut pin_note: String) -> Result<ExitCode> {
     let dir = std::env::temp_dir().join(format!("marketprism-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).context("temp dir")?;
-    let cleanup = Cleanup(dir.clone());
+    let mut cleanup = Cleanup {
+        dir: dir.clone(),
+        finished: false,
+    };
 
     let nats = Nats::start(&dir.join("nats"), placement)?;
     let gateway = GatewayProc::start(
@@ -412,6 +415,7 @@ async fn run(args: Args, pin: bool, mut pin_note: String) -> Result<ExitCode> {
     std::fs::write(&md, report.markdown()).context("write markdown")?;
     println!("{}", report.markdown());
     eprintln!("bench: wrote {} and {}", json.display(), md.display());
+    cleanup.finished = true;
     drop(cleanup);
 
     if quick {
@@ -497,15 +501,45 @@ fn order(id: &str) -> u32 {
         .unwrap_or(99)
 }
 
-struct Cleanup(PathBuf);
+struct Cleanup {
+    dir: PathBuf,
+    /// False when the run ends early with an error.
+    finished: bool,
+}
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
+        if !self.finished {
+            // The logs go with the directory: show what the gateways said
+            // (warnings and errors) while it is still there.
+            print_gateway_logs(&self.dir);
+        }
         // BENCH_KEEP keeps the servers' logs and stores for a look.
         if std::env::var_os("BENCH_KEEP").is_none() {
-            let _ = std::fs::remove_dir_all(&self.0);
+            let _ = std::fs::remove_dir_all(&self.dir);
         } else {
-            eprintln!("bench: kept {}", self.0.display());
+            eprintln!("bench: kept {}", self.dir.display());
+        }
+    }
+}
+
+/// The last lines of every `gateway.log` one level below `dir`.
+fn print_gateway_logs(dir: &std::path::Path) {
+    const LINES: usize = 40;
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for log in entries.flatten().map(|e| e.path().join("gateway.log")) {
+        let Ok(text) = std::fs::read_to_string(&log) else {
+            continue;
+        };
+        let lines: Vec<&str> = text.lines().collect();
+        if lines.is_empty() {
+            continue;
+        }
+        eprintln!("bench: last lines of {}:", log.display());
+        for line in &lines[lines.len().saturating_sub(LINES)..] {
+            eprintln!("  {line}");
         }
     }
 }
