@@ -341,6 +341,53 @@ impl Default for WebSocketSettings {
 }
 
 impl WebSocketSettings {
+    /// Settings where 0 would not mean "none" but break every socket (a
+    /// zero ping period panics in tokio; zero-sized buffers and bounds
+    /// admit nothing or read a few bytes at a time).
+    fn positive(&self) -> [(&'static str, u64); 11] {
+        let w = self;
+        [
+            (
+                "gateway.websocket.max_connections",
+                w.max_connections as u64,
+            ),
+            (
+                "gateway.websocket.max_subscriptions_per_socket",
+                w.max_subscriptions_per_socket as u64,
+            ),
+            (
+                "gateway.websocket.max_frame_bytes",
+                w.max_frame_bytes as u64,
+            ),
+            (
+                "gateway.websocket.queue_max_messages",
+                w.queue_max_messages as u64,
+            ),
+            (
+                "gateway.websocket.queue_max_bytes",
+                w.queue_max_bytes as u64,
+            ),
+            ("gateway.websocket.ping_interval_ms", w.ping_interval_ms),
+            ("gateway.websocket.pong_timeout_ms", w.pong_timeout_ms),
+            (
+                "gateway.websocket.max_pending_replies",
+                w.max_pending_replies as u64,
+            ),
+            (
+                "gateway.websocket.max_publishes_in_flight",
+                w.max_publishes_in_flight as u64,
+            ),
+            (
+                "gateway.websocket.read_buffer_bytes",
+                w.read_buffer_bytes as u64,
+            ),
+            (
+                "gateway.websocket.write_buffer_bytes",
+                w.write_buffer_bytes as u64,
+            ),
+        ]
+    }
+
     pub fn ping_interval(&self) -> Duration {
         Duration::from_millis(self.ping_interval_ms)
     }
@@ -418,7 +465,12 @@ impl GatewayConfig {
                 self.tracing.export_timeout_ms,
             ),
         ];
-        for (key, value) in positive {
+        let streams = self
+            .websocket
+            .positive()
+            .into_iter()
+            .chain([("gateway.sse.heartbeat_ms", self.sse.heartbeat_ms)]);
+        for (key, value) in positive.into_iter().chain(streams) {
             if value == 0 {
                 return Err(Invalid::new(key, "must be greater than 0"));
             }

@@ -177,6 +177,22 @@ fn malformed_values_name_their_key_path() {
             "gateway: {http: {max_connections: 0}}",
             "gateway.http.max_connections",
         ),
+        (
+            "gateway: {websocket: {ping_interval_ms: 0}}",
+            "gateway.websocket.ping_interval_ms",
+        ),
+        (
+            "gateway: {websocket: {queue_max_messages: 0}}",
+            "gateway.websocket.queue_max_messages",
+        ),
+        (
+            "gateway: {websocket: {read_buffer_bytes: 0}}",
+            "gateway.websocket.read_buffer_bytes",
+        ),
+        (
+            "gateway: {sse: {heartbeat_ms: 0}}",
+            "gateway.sse.heartbeat_ms",
+        ),
         ("auth: {tokens: [{name: a}]}", "auth.tokens[0]"),
         (
             "auth: {tokens: [{name: a, token_sha256: xyz}]}",
