@@ -86,16 +86,18 @@ async fn read_until(outbox: &Outbox, done: impl Fn(&[Value]) -> bool) -> Vec<Val
     while !done(&seen) {
         let mut batch = Vec::new();
         match tokio::time::timeout(WAIT, outbox.next_batch(&mut batch, 1_000)).await {
-            Ok(Batch::Frames) => seen.extend(
-                batch
-                    .iter()
-                    .map(|f| serde_json::from_str::<Value>(&f.text).expect("JSON frame")),
-            ),
+            Ok(Batch::Frames) => seen.extend(parsed(&batch)),
             Ok(Batch::Close(reason)) => panic!("outbox closed: {reason:?}"),
             Err(_) => panic!("no frame within {WAIT:?}; got {seen:?}"),
         }
     }
     seen
+}
+
+fn parsed(batch: &[Frame]) -> impl Iterator<Item = Value> + '_ {
+    batch
+        .iter()
+        .map(|f| serde_json::from_str::<Value>(&f.text).expect("JSON frame"))
 }
 
 fn data(frames: &[Value]) -> Vec<&Value> {
@@ -578,13 +580,10 @@ async fn a_queue_group_topic_shares_messages_with_other_nats_members_of_the_grou
         let mut batch = Vec::new();
         tokio::select! {
             Some(msg) = other.next() => by_other.push(String::from_utf8(msg.payload.to_vec()).unwrap()),
-            Batch::Frames = outbox.next_batch(&mut batch, 1_000) => by_hub.extend(
-                batch
-                    .iter()
-                    .map(|f| serde_json::from_str::<Value>(&f.text).expect("JSON frame"))
-                    .filter(|f| f["type"] == "message")
-                    .map(|f| f["data"].to_string()),
-            ),
+            Batch::Frames = outbox.next_batch(&mut batch, 1_000) => {
+                let frames: Vec<Value> = parsed(&batch).collect();
+                by_hub.extend(data(&frames).iter().map(|d| d.to_string()));
+            }
             () = tokio::time::sleep(Duration::from_millis(50)) => {}
         }
     }
