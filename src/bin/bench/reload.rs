@@ -21,7 +21,7 @@ use crate::stats::{BenchResult, Goal, Sample};
 const TOKENS: &str = "auth:\n  tokens:\n    - name: bench\n      token_sha256: \"0000000000000000000000000000000000000000000000000000000000000000\"\n";
 const NATS_AUTH: &str = "authorization {\n  user: bench\n  password: bench-reload\n}\n";
 
-pub async fn b10(env: &Env) -> Result<BenchResult> {
+pub async fn b13(env: &Env) -> Result<BenchResult> {
     let n = env.idle_sockets;
     let dir = env.dir.join("b10");
     let nats = Nats::start(&dir.join("nats"), env.placement)?;
