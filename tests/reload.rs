@@ -795,7 +795,7 @@ async fn a_recheck_takes_messages_outside_the_new_grant_out_of_the_queue_before_
     let mut fresh = (*app.state.config).clone();
     fresh.auth = grant(&["trade.binance.spot.>"]);
     let narrowed = Auth::from_config(&fresh);
-    let admission = Admission::new(ip, &axum::http::HeaderMap::new());
+    let admission = Admission::new(ip, &axum::http::Request::new(()));
     subs.recheck(&narrowed, &admission).await.unwrap();
 
     let frames = queued(&outbox).await;

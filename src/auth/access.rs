@@ -7,7 +7,7 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use axum::http::{HeaderMap, header};
+use axum::http::{Request, header};
 use tokio::sync::watch;
 
 use super::{Auth, Principal};
@@ -22,16 +22,23 @@ pub struct Admission {
 }
 
 impl Admission {
-    pub fn new(ip: IpAddr, headers: &HeaderMap) -> Self {
+    pub fn new<B>(ip: IpAddr, request: &Request<B>) -> Self {
+        let headers = request.headers();
         let text = |name| {
             headers
                 .get(name)
                 .map(|v| v.to_str().unwrap_or("").chars().take(200).collect())
         };
+        // HTTP/2 carries the host as `:authority`, which hyper puts in the
+        // URI; browsers send no Host header there.
+        let authority = || {
+            let authority = request.uri().authority()?;
+            Some(authority.as_str().chars().take(200).collect())
+        };
         Self {
             ip,
             origin: text(header::ORIGIN),
-            host: text(header::HOST),
+            host: text(header::HOST).or_else(authority),
         }
     }
 }
@@ -171,12 +178,44 @@ mod tests {
     }
 
     fn admission(origin: Option<&str>) -> Admission {
-        let mut headers = HeaderMap::new();
-        headers.insert(header::HOST, "gw.example".parse().unwrap());
+        let mut request = Request::get("/subscribe")
+            .header(header::HOST, "gw.example")
+            .body(())
+            .unwrap();
         if let Some(origin) = origin {
+            let headers = request.headers_mut();
             headers.insert(header::ORIGIN, origin.parse().unwrap());
         }
-        Admission::new(IpAddr::from([127, 0, 0, 1]), &headers)
+        Admission::new(IpAddr::from([127, 0, 0, 1]), &request)
+    }
+
+    #[test]
+    fn same_origin_is_judged_by_the_host_header_or_else_the_http2_authority() {
+        let check = |uri: &str, host: Option<&str>, origin: &str| {
+            let mut request = Request::get(uri).header(header::ORIGIN, origin);
+            if let Some(host) = host {
+                request = request.header(header::HOST, host);
+            }
+            let a = Admission::new(IpAddr::from([127, 0, 0, 1]), &request.body(()).unwrap());
+            Auth::from_config(&Config::default())
+                .check_origin(&a)
+                .is_ok()
+        };
+        let h2 = "https://gw.example:8086/subscribe";
+        assert!(check(h2, None, "https://gw.example:8086"), "HTTP/2");
+        assert!(
+            !check(h2, None, "https://evil.example"),
+            "HTTP/2, another origin"
+        );
+        assert!(check("/subscribe", Some("gw.example"), "http://gw.example"));
+        assert!(
+            !check("/subscribe", None, "http://gw.example"),
+            "no host at all"
+        );
+        assert!(
+            !check(h2, Some("other.example"), "https://gw.example:8086"),
+            "the Host header decides where there is one"
+        );
     }
 
     #[test]

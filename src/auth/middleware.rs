@@ -52,7 +52,7 @@ pub fn admit(
             auth.authenticate(request.headers(), request.uri().query(), ip, streaming)?;
         principal.charge(1, 0)?;
         if streaming {
-            let admission = Admission::new(ip, request.headers());
+            let admission = Admission::new(ip, request);
             request
                 .extensions_mut()
                 .insert(Access::new(admission, reloads));

@@ -232,7 +232,7 @@ async fn a_narrowed_grant_ends_what_it_no_longer_covers_and_a_removed_token_clos
         subs.outbox()
             .push_message(Frame::message(&subject, b"1", None, None));
     }
-    let admission = Admission::new([127, 0, 0, 1].into(), &axum::http::HeaderMap::new());
+    let admission = Admission::new([127, 0, 0, 1].into(), &axum::http::Request::new(()));
 
     let narrowed = Auth::from_config(&config_granting("md.a"));
     subs.recheck(&narrowed, &admission)
