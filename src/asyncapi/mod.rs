@@ -235,7 +235,7 @@ pub fn document() -> Value {
             "websocket": {
                 "host": "localhost:8086",
                 "protocol": "ws",
-                "description": "The gateway's listener (`service.host:service.port`); `wss` when `service.tls` is set. WebSocket runs over HTTP/1.1.",
+                "description": "The gateway's listener (`service.host:service.port`); `wss` when `service.tls` is set. WebSocket runs over HTTP/1.1 (`GET` upgrade) or over an HTTP/2 stream (RFC 8441 extended `CONNECT`).",
                 "security": security
             },
             "sse": {

@@ -67,7 +67,11 @@ impl Protocols {
                 .max_concurrent_streams(settings.max_concurrent_streams)
                 .max_send_buf_size(settings.max_send_buffer_bytes)
                 .keep_alive_interval(settings.keep_alive_interval())
-                .keep_alive_timeout(settings.keep_alive_timeout());
+                .keep_alive_timeout(settings.keep_alive_timeout())
+                // RFC 8441: WebSocket over an HTTP/2 stream (`CONNECT` with
+                // `:protocol websocket`), so a page's sockets share its
+                // connection instead of each opening an HTTP/1.1 one.
+                .enable_connect_protocol();
             http2
         });
         Self {

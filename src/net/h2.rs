@@ -64,6 +64,20 @@ impl Drop for StreamGuard {
     }
 }
 
+/// Keeps an HTTP/2 connection counted as busy while a stream it carries
+/// outlives its response: a WebSocket over HTTP/2 (RFC 8441) gets a `200`
+/// that ends at once while the stream carries the socket on. Found in the
+/// extensions of every HTTP/2 request; whoever takes over the stream holds
+/// [`Busy::hold`]'s guard for as long as it runs.
+#[derive(Clone)]
+pub struct Busy(Arc<Activity>);
+
+impl Busy {
+    pub fn hold(&self) -> StreamGuard {
+        self.0.begin()
+    }
+}
+
 /// A response body that keeps its stream counted as open until it ends:
 /// an SSE stream keeps its connection busy for as long as it runs.
 pub struct Tracked {
@@ -109,9 +123,9 @@ pub async fn serve_stream(
         }
         .into_response()
     } else {
-        request
-            .extensions_mut()
-            .insert(ConnectInfo(ClientAddr(peer)));
+        let extensions = request.extensions_mut();
+        extensions.insert(ConnectInfo(ClientAddr(peer)));
+        extensions.insert(Busy(activity.clone()));
         let Ok(response) = app.oneshot(request).await;
         response
     };
@@ -138,5 +152,16 @@ mod tests {
             activity.idle_for() < Duration::from_secs(1),
             "idle from now"
         );
+    }
+
+    #[test]
+    fn a_held_stream_keeps_the_connection_busy_after_its_response() {
+        let activity = Activity::new();
+        let response = activity.begin();
+        let socket = Busy(activity.clone()).hold();
+        drop(response);
+        assert_eq!(activity.idle_for(), Duration::ZERO, "the socket is open");
+        drop(socket);
+        assert!(activity.idle_for() < Duration::from_secs(1));
     }
 }

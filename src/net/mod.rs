@@ -66,6 +66,7 @@ mod tls;
 
 use std::net::SocketAddr;
 
+pub use h2::Busy;
 pub use query_fix::QueryFix;
 pub use serve::serve;
 pub use tls::tls_acceptor;

@@ -57,6 +57,12 @@ pub fn group(policy: Policy) -> OpenApiRouter<AppState> {
         Policy::Admin => admin::api(),
         Policy::Streaming => api
             .routes(routes!(crate::ws::subscribe))
+            // WebSocket over HTTP/2 (RFC 8441); OpenAPI has no CONNECT
+            // operation, so the GET above documents both.
+            .route(
+                "/subscribe",
+                axum::routing::on(axum::routing::MethodFilter::CONNECT, crate::ws::subscribe),
+            )
             .routes(routes!(crate::sse::events)),
     }
 }

@@ -68,6 +68,10 @@ impl std::ops::Deref for Context {
 /// (permissions, no stream stores the subjects, JetStream unavailable) are
 /// answered with a problem document instead of `101`.
 ///
+/// Over HTTP/2 the same socket opens with RFC 8441's extended `CONNECT`
+/// (`:protocol websocket`, answered `200`) on a stream of a connection the
+/// page already has; percent-encode `>` there (`subject=orderbook.%3E`).
+///
 /// **Server frames** (JSON text, one per WebSocket message, each with a `type`):
 /// - `{"type":"message","subject":…,"data":…,"headers":{…}}`: a JSON payload
 ///   arrives as JSON; other UTF-8 as a string with `"encoding":"text"`;
@@ -129,6 +133,7 @@ pub async fn subscribe(
     Caller(caller): Caller,
     Extension(access): Extension<Access>,
     RawQuery(raw): RawQuery,
+    h2_stream: Option<Extension<crate::net::Busy>>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
     access.current().check_origin(access.admission())?;
@@ -163,6 +168,12 @@ pub async fn subscribe(
         .max_message_size(settings.max_frame_bytes)
         .max_frame_size(settings.max_frame_bytes)
         .on_upgrade(move |socket| {
-            tasks.track_future(session::run(ctx, access, socket, subs, slot))
+            // Over HTTP/2 the socket is a stream its connection must not
+            // be closed under as idle.
+            let busy = h2_stream.map(|Extension(stream)| stream.hold());
+            tasks.track_future(async move {
+                session::run(ctx, access, socket, subs, slot).await;
+                drop(busy);
+            })
         }))
 }

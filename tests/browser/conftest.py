@@ -7,6 +7,7 @@ import json
 import os
 import pathlib
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
@@ -58,12 +59,18 @@ def wait_for(check, timeout, what):
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last error: {last})")
 
 
+# The HTTPS gateway's certificate (tests/fixtures/tls), trusted by the
+# tests' own requests only.
+TLS = ROOT / "tests/fixtures/tls"
+TRUST = ssl.create_default_context(cafile=str(TLS / "cert.pem"))
+
+
 def http(method, url, body=None, headers=None, timeout=10):
     """One HTTP request; returns (status, headers, body bytes) for any status."""
     data = body.encode() if isinstance(body, str) else body
     req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as res:
+        with urllib.request.urlopen(req, timeout=timeout, context=TRUST) as res:
             return res.status, res.headers, res.read()
     except urllib.error.HTTPError as err:
         return err.code, err.headers, err.read()
@@ -123,12 +130,15 @@ auth:
 class Gateway:
     """The gateway binary with a config of its own, healthy when returned."""
 
-    def __init__(self, nats, workdir, extra=""):
+    def __init__(self, nats, workdir, extra="", tls=False):
         self.port = free_port()
-        self.origin = f"http://127.0.0.1:{self.port}"
+        self.origin = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
+        service = f"host: 127.0.0.1, port: {self.port}"
+        if tls:
+            service += f", tls: {{cert_file: {TLS / 'cert.pem'}, key_file: {TLS / 'key.pem'}}}"
         config = workdir / "broker.yaml"
         config.write_text(
-            f"service: {{host: 127.0.0.1, port: {self.port}}}\n"
+            f"service: {{{service}}}\n"
             f'nats_client: {{nats_url: "{nats.url}", reconnect_time_wait: 0.2}}\n'
             "logging: {level: warn, format: text}\n"
             "gateway: {jetstream: {refresh_interval_ms: 500}}\n" + MARKET_DATA + extra
@@ -182,6 +192,14 @@ def nats(workdir):
 def gateway(nats, workdir):
     """Open mode (no auth); admin routes answer loopback clients."""
     gw = Gateway(nats, workdir)
+    yield gw
+    gw.stop()
+
+
+@pytest.fixture
+def tls_gateway(nats, workdir):
+    """Open mode over HTTPS (tests/fixtures/tls): Chromium speaks HTTP/2."""
+    gw = Gateway(nats, workdir, tls=True)
     yield gw
     gw.stop()
 
@@ -258,7 +276,12 @@ class Watch:
 
 
 def open_page(browser, origin):
-    context = browser.new_context(viewport={"width": 1400, "height": 900}, base_url=origin)
+    context = browser.new_context(
+        viewport={"width": 1400, "height": 900},
+        base_url=origin,
+        # The fixture certificate is self-signed.
+        ignore_https_errors=origin.startswith("https:"),
+    )
     page = context.new_page()
     page.set_default_timeout(10_000)
     return context, page, Watch(page, origin)

@@ -28,7 +28,7 @@ pub use sse::{Block, SseReader};
 #[allow(unused_imports)]
 pub use tools::{Pki, curl, pki, python, run_python};
 #[allow(unused_imports)]
-pub use ws::{Socket, Sockets, WsClient, assert_documented};
+pub use ws::{H2Stream, Sockets, WsClient, assert_documented, ws_on_stream, ws_over_h2};
 
 /// Polls `check` until it returns true; panics with `what` after `timeout`.
 /// Tests never sleep for a fixed time: they wait for the observable state.

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use serde_json::Value;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
@@ -12,10 +13,63 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use super::TestApp;
 
-pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+/// A WebSocket client over HTTP/1.1 (`S` is its TCP or TLS stream) or over
+/// an HTTP/2 stream ([`ws_over_h2`]).
+pub struct WsClient<S = MaybeTlsStream<TcpStream>> {
+    pub socket: WebSocketStream<S>,
+}
 
-pub struct WsClient {
-    pub socket: Socket,
+/// An HTTP/2 stream carrying a WebSocket (RFC 8441).
+pub type H2Stream = hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>;
+
+/// Opens `/subscribe?{query}` over HTTP/2 with prior knowledge: a new h2c
+/// connection to `addr`, then extended `CONNECT` on a stream of it.
+/// Returns the client and the connection's sender, for more streams.
+pub async fn ws_over_h2(
+    addr: SocketAddr,
+    query: &str,
+) -> (
+    WsClient<H2Stream>,
+    hyper::client::conn::http2::SendRequest<String>,
+) {
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let (send, conn) =
+        hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+            .handshake(hyper_util::rt::TokioIo::new(tcp))
+            .await
+            .expect("h2 handshake");
+    tokio::spawn(conn);
+    let mut send = send;
+    let socket = ws_on_stream(&mut send, addr, query)
+        .await
+        .expect("extended CONNECT answered 200");
+    (socket, send)
+}
+
+/// Opens `/subscribe?{query}` on a new stream of an HTTP/2 connection;
+/// the status when the gateway refuses it.
+pub async fn ws_on_stream(
+    send: &mut hyper::client::conn::http2::SendRequest<String>,
+    addr: SocketAddr,
+    query: &str,
+) -> Result<WsClient<H2Stream>, http::StatusCode> {
+    let request = http::Request::connect(format!("http://{addr}/subscribe?{query}"))
+        .extension(hyper::ext::Protocol::from_static("websocket"))
+        .header("sec-websocket-version", "13")
+        .body(String::new())
+        .unwrap();
+    send.ready().await.expect("stream capacity");
+    let mut response = send.send_request(request).await.expect("response");
+    if response.status() != http::StatusCode::OK {
+        return Err(response.status());
+    }
+    let stream = hyper::upgrade::on(&mut response)
+        .await
+        .expect("upgraded stream");
+    let socket =
+        WebSocketStream::from_raw_socket(hyper_util::rt::TokioIo::new(stream), Role::Client, None)
+            .await;
+    Ok(WsClient { socket })
 }
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -128,7 +182,7 @@ impl Sockets for TestApp {
     }
 }
 
-impl WsClient {
+impl<S: AsyncRead + AsyncWrite + Unpin> WsClient<S> {
     pub async fn send_json(&mut self, value: Value) {
         self.socket
             .send(Message::text(value.to_string()))
