@@ -107,3 +107,45 @@ async fn shutdown_closes_websockets_over_h2_with_1001() {
     );
     stopped.await.unwrap().expect("clean stop");
 }
+
+#[tokio::test]
+async fn a_slow_socket_over_h2_is_closed_by_its_policy_and_its_neighbour_keeps_receiving() {
+    let nats = NatsServer::start().await;
+    let app = spawn_app_with(&nats.url(), |c| c.gateway.websocket.queue_max_messages = 64)
+        .await
+        .ready()
+        .await;
+    let (mut slow, mut send) = ws_over_h2(app.addr, "subject=burst.x&policy=close").await;
+    let mut live = ws_on_stream(&mut send, app.addr, "subject=live.x")
+        .await
+        .expect("a second socket on the connection");
+    subscribed(&mut slow).await;
+    subscribed(&mut live).await;
+
+    // 20 MiB the slow socket never reads: more than its stream's flow
+    // control window, the gateway's send buffer and its 64-message queue.
+    let client = nats.client().await;
+    let pad = "x".repeat(1000);
+    for i in 0..20_000 {
+        let body = format!("{{\"i\":{i},\"pad\":\"{pad}\"}}");
+        client.publish("burst.x", body.into()).await.unwrap();
+    }
+    client.flush().await.unwrap();
+    wait_until(Duration::from_secs(10), "the slow socket is closed", || {
+        let closes = app.state.metrics.slow_consumer_closes.get();
+        async move { closes == 1 }
+    })
+    .await;
+
+    client
+        .publish("live.x", "{\"after\":true}".into())
+        .await
+        .unwrap();
+    let after = live.next_of_type("message").await;
+    assert_eq!(after["data"], json!({"after": true}));
+    // What the slow socket reads now ends with the close, or the stream's
+    // reset when the close frame found no room.
+    if let Some(close) = slow.expect_close_or_reset().await {
+        assert_eq!(close, (1008, "slow consumer".into()));
+    }
+}
