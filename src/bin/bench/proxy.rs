@@ -44,8 +44,13 @@ impl Drop for DelayProxy {
 }
 
 async fn link(down: TcpStream, upstream: SocketAddr, delay: Duration) {
-    let Ok(up) = TcpStream::connect(upstream).await else {
-        return;
+    let up = match TcpStream::connect(upstream).await {
+        Ok(up) => up,
+        Err(e) => {
+            // The client sees its connection reset; say why, once per link.
+            eprintln!("  delay proxy: connecting to {upstream} failed: {e}");
+            return;
+        }
     };
     let _ = (down.set_nodelay(true), up.set_nodelay(true));
     let (down_read, down_write) = down.into_split();
