@@ -302,7 +302,7 @@ pub async fn b6(env: &Env) -> Result<BenchResult> {
 
 /// Opens idle sockets `range`, subscribed to their `subjects` (64
 /// handshakes at a time).
-async fn idle_sockets(
+pub async fn idle_sockets(
     kind: Kind,
     addr: std::net::SocketAddr,
     range: std::ops::Range<usize>,
@@ -322,22 +322,21 @@ async fn idle_sockets(
     opened.into_iter().collect()
 }
 
-/// RSS growth of `pid` per socket, in KiB, for `n` idle subscribed sockets.
-async fn per_socket(
-    kind: Kind,
-    addr: std::net::SocketAddr,
+/// RSS growth of `pid` per socket, in KiB, for `n` idle subscribed sockets
+/// that `open(range)` opens (and keeps open while it holds what it returns).
+pub async fn per_socket<T>(
     pid: u32,
     n: usize,
-    subjects: Subjects<'_>,
+    open: impl AsyncFn(std::ops::Range<usize>) -> Result<T>,
 ) -> Result<Sample> {
     // Warm up: the first sockets pay one-time costs (the shared NATS
     // subscription, lazily built tables) that are not per socket. Subjects
     // of their own, so the measured sockets find none of theirs in place.
-    drop(idle_sockets(kind, addr, n..n + 100, subjects).await?);
+    drop(open(n..n + 100).await?);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let before = sys::rss_bytes(pid).context("read RSS")?;
     let started = Instant::now();
-    let sockets = idle_sockets(kind, addr, 0..n, subjects).await?;
+    let sockets = open(0..n).await?;
     let open_s = started.elapsed().as_secs_f64();
     tokio::time::sleep(Duration::from_millis(500)).await;
     let after = sys::rss_bytes(pid).context("read RSS")?;
@@ -385,8 +384,14 @@ pub async fn b7(env: &Env, distinct: bool) -> Result<BenchResult> {
                 env,
                 id,
                 rep,
-                async || per_socket(Kind::Gateway, gw.addr, gw.pid(), n, subjects).await,
-                async || per_socket(Kind::Native, nats.ws, nats.pid(), n, subjects).await,
+                async || {
+                    let open = async |r| idle_sockets(Kind::Gateway, gw.addr, r, subjects).await;
+                    per_socket(gw.pid(), n, open).await
+                },
+                async || {
+                    let open = async |r| idle_sockets(Kind::Native, nats.ws, r, subjects).await;
+                    per_socket(nats.pid(), n, open).await
+                },
             )
             .await?,
         );

@@ -20,6 +20,7 @@
 mod clients;
 mod err;
 mod fanout;
+mod h2ws;
 mod http2;
 mod many;
 mod payload;

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use crate::err::Result;
 use crate::stats::BenchResult;
-use crate::{Env, fanout, http2, many, publish, reload, replay, snapshot, storm};
+use crate::{Env, fanout, h2ws, http2, many, publish, reload, replay, snapshot, storm};
 
 /// Benchmarks measured together: one call yields all of their results.
 pub struct Group {
@@ -70,6 +70,10 @@ pub const GROUPS: &[Group] = &[
         title: "B7d idle socket memory, a subject per socket",
     },
     Group {
+        ids: &["B7-H2"],
+        title: "B7-H2 idle socket memory over HTTP/2",
+    },
+    Group {
         ids: &["B10"],
         title: "B10 subscribe storm",
     },
@@ -100,6 +104,7 @@ pub async fn measure(env: &Env, group: &Group) -> Result<Vec<BenchResult>> {
         "B12" => vec![snapshot::b12(env).await?],
         "B7" => vec![fanout::b7(env, false).await?],
         "B7D" => vec![fanout::b7(env, true).await?],
+        "B7-H2" => vec![h2ws::b7_h2(env).await?],
         "B10" => storm::b10(env, env.storm_sockets).await?,
         "B11" => vec![many::b11(env, 1_000).await?],
         "B13" => vec![reload::b13(env).await?],
@@ -201,6 +206,7 @@ mod tests {
             ("B9", "B2"),
             ("B5 (1 KiB)", "B5"),
             ("B7d", "B7D"),
+            ("B7-H2", "B7-H2"),
             ("B10 (10 ms link)", "B10"),
             ("B13", "B13"),
         ];
