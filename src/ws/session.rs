@@ -36,51 +36,52 @@ pub const TOO_BIG: CloseReason = CloseReason {
 };
 
 /// Runs a socket to completion with the subscriptions its query started.
-/// `_slot` holds its places in the connection limits until the socket is
+/// `slot` holds its places in the connection limits until the socket is
 /// gone.
-pub async fn run(
+///
+/// Not an `async fn`: one would keep its arguments' storage (the socket,
+/// the subscriptions) beside the locals they are moved into for as long as
+/// the socket lives. Built here first, they are stored once (B7).
+pub fn run(
     ctx: Context,
-    access: Access,
+    mut access: Access,
     socket: WebSocket,
     subs: Subscriptions,
-    _slot: Slot,
-) {
+    slot: Slot,
+) -> impl Future<Output = ()> + Send {
     let ws = &ctx.settings;
     let outbox = subs.outbox().clone();
     let metrics = ctx.subscribers.metrics.clone();
-    let _open = GaugeGuard::new(metrics.connections.with_label_values(&["ws"]));
+    let open = GaugeGuard::new(metrics.connections.with_label_values(&["ws"]));
     let socket = SharedSocket::new(socket);
     let done = CancellationToken::new();
     let last_seen = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
-
     let shutdown = ctx.subscribers.shutdown.clone();
-    let (interval, timeout) = (ws.ping_interval(), ws.pong_timeout());
-    let mut session = Session::new(ctx, subs);
-    let writer = write_loop(
-        &socket,
-        outbox.clone(),
-        shutdown,
-        done.clone(),
-        Liveness {
-            started,
-            last_seen: last_seen.clone(),
-            interval,
-            timeout,
-        },
-        metrics.clone(),
-    );
-    let reader = read_loop(
-        &socket,
-        &mut session,
-        access,
-        done.clone(),
+    let live = Liveness {
         started,
-        last_seen,
-    );
-    // The writer ends the socket; the reader hands it the close reason.
-    tokio::join!(writer, reader);
-    session.leave_all().await;
+        last_seen: last_seen.clone(),
+        interval: ws.ping_interval(),
+        timeout: ws.pong_timeout(),
+    };
+    let mut session = Session::new(ctx, subs);
+    async move {
+        // Held, in place, until the socket is gone.
+        let _held = (&slot, &open);
+        // Arguments by reference: moved, they would be stored twice.
+        let writer = write_loop(&socket, &outbox, &shutdown, &done, &live, &metrics);
+        let reader = read_loop(
+            &socket,
+            &mut session,
+            &mut access,
+            &done,
+            started,
+            &last_seen,
+        );
+        // The writer ends the socket; the reader hands it the close reason.
+        tokio::join!(writer, reader);
+        session.leave_all().await;
+    }
 }
 
 struct Liveness {
@@ -99,11 +100,11 @@ impl Liveness {
 
 async fn write_loop(
     socket: &SharedSocket,
-    outbox: Arc<Outbox>,
-    shutdown: CancellationToken,
-    done: CancellationToken,
-    live: Liveness,
-    metrics: Arc<Metrics>,
+    outbox: &Outbox,
+    shutdown: &CancellationToken,
+    done: &CancellationToken,
+    live: &Liveness,
+    metrics: &Metrics,
 ) {
     let frames_sent = metrics.frames_sent.with_label_values(&["ws"]);
     let mut ping =
@@ -164,10 +165,10 @@ async fn write_loop(
 async fn read_loop(
     socket: &SharedSocket,
     session: &mut Session,
-    mut access: Access,
-    done: CancellationToken,
+    access: &mut Access,
+    done: &CancellationToken,
     started: Instant,
-    last_seen: Arc<AtomicU64>,
+    last_seen: &AtomicU64,
 ) {
     loop {
         let next = tokio::select! {
