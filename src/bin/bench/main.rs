@@ -108,9 +108,10 @@ struct Args {
     /// Sockets of the B12 snapshot storm.
     #[arg(long = "snapshots", value_name = "N")]
     snapshot_clients: Option<usize>,
-    /// A recorded run to compare with (docs/bench/latest.json).
-    #[arg(long, value_name = "FILE")]
-    reference: Option<PathBuf>,
+    /// Recorded runs to compare with (default in quick mode:
+    /// docs/bench/latest.json and docs/bench/previous.json).
+    #[arg(long, value_name = "FILE", value_delimiter = ',')]
+    reference: Option<Vec<PathBuf>>,
 }
 
 fn benchmark_id(id: &str) -> Result<String, String> {
@@ -342,13 +343,14 @@ async fn run(args: Args, pin: bool, mut pin_note: String) -> Result<ExitCode> {
         step(group.title);
         results.extend(suite::measure(&env, group).await?);
     }
-    // Quick mode (the CI gate) compares with the committed full run.
+    // Quick mode (the CI gate) compares with the committed full runs.
     let reference = args.reference.clone().or_else(|| {
-        quick.then(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/bench/latest.json"))
+        let recorded = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/bench");
+        quick.then(|| vec![recorded.join("latest.json"), recorded.join("previous.json")])
     });
     let gate = |results: &mut [BenchResult]| {
-        if let Some(path) = &reference {
-            apply_reference(results, path);
+        if let Some(paths) = &reference {
+            apply_reference(results, paths);
         }
     };
     gate(&mut results);
@@ -398,59 +400,60 @@ async fn run(args: Args, pin: bool, mut pin_note: String) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Lowers the quick-mode bound of results whose recorded full run (the
-/// JSON at `path`) missed its target to 80 % of that run's least favourable
-/// repetition.
-fn apply_reference(results: &mut [BenchResult], path: &std::path::Path) {
-    let Ok(text) = std::fs::read_to_string(path) else {
-        eprintln!(
-            "bench: no reference at {}; bounds are 80 % of the targets",
-            path.display()
-        );
-        return;
-    };
-    let Ok(doc) = serde_json::from_str::<serde_json::Value>(&text) else {
-        eprintln!("bench: {} is not JSON; ignored", path.display());
-        return;
-    };
+/// Lowers the quick-mode bound of results whose recorded full runs (the
+/// JSON at `paths`) missed its target to 80 % of their least favourable
+/// repetition. Two runs, not one: a figure that settles on one of two
+/// levels for a whole run (B5, see docs/performance.md) can have met its
+/// target in the latest run and still be known to miss it.
+fn apply_reference(results: &mut [BenchResult], paths: &[PathBuf]) {
+    let docs: Vec<serde_json::Value> = paths.iter().filter_map(|p| recorded_run(p)).collect();
     for r in results.iter_mut() {
-        let recorded = doc["results"]
-            .as_array()
-            .into_iter()
+        let reps: Vec<&serde_json::Value> = docs
+            .iter()
+            .filter_map(|doc| {
+                let results = doc["results"].as_array()?;
+                results.iter().find(|x| x["id"] == r.id.as_str())
+            })
+            .filter_map(|x| x["reps"].as_array())
             .flatten()
-            .find(|x| x["id"] == r.id.as_str());
+            .collect();
         let key = if r.goal == stats::Goal::ValueAtMost {
             "gateway"
         } else {
             "ratio"
         };
-        // The least favourable repetition of the recorded run: the gate
-        // should flag a regression, not a noisy repetition.
-        let values: Vec<f64> = recorded
-            .and_then(|x| x["reps"].as_array())
-            .into_iter()
-            .flatten()
-            .filter_map(|rep| rep[key].as_f64())
-            .collect();
+        // The least favourable repetition recorded: the gate should flag a
+        // regression, not a noisy repetition.
+        let values = reps.iter().filter_map(|rep| rep[key].as_f64());
         let worst = match r.goal {
-            stats::Goal::RatioAtLeast => values.iter().copied().reduce(f64::min),
-            _ => values.iter().copied().reduce(f64::max),
+            stats::Goal::RatioAtLeast => values.reduce(f64::min),
+            _ => values.reduce(f64::max),
         };
         if let Some(v) = worst {
             r.apply_reference(v);
         }
-        // Where both runs measured the floor route, the gate judges the
-        // gateway against its floor instead (see `gate_on_floor`).
-        let of_floor: Vec<f64> = recorded
-            .and_then(|x| x["reps"].as_array())
-            .into_iter()
-            .flatten()
-            .filter_map(|rep| Some(rep["gateway"].as_f64()? / rep["extra"]["floor"].as_f64()?))
-            .collect();
-        if let Some(worst) = of_floor.into_iter().reduce(f64::min) {
+        // Where the recorded runs measured the floor route, the gate judges
+        // the gateway against its floor instead (see `gate_on_floor`).
+        let of_floor = reps
+            .iter()
+            .filter_map(|rep| Some(rep["gateway"].as_f64()? / rep["extra"]["floor"].as_f64()?));
+        if let Some(worst) = of_floor.reduce(f64::min) {
             r.gate_on_floor(worst);
         }
     }
+}
+
+/// A recorded run's JSON, or `None` (said) when it is missing or broken.
+fn recorded_run(path: &std::path::Path) -> Option<serde_json::Value> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        eprintln!("bench: no recorded run at {}", path.display());
+        return None;
+    };
+    let doc = serde_json::from_str(&text).ok();
+    if doc.is_none() {
+        eprintln!("bench: {} is not JSON; ignored", path.display());
+    }
+    doc
 }
 
 fn order(id: &str) -> u32 {
