@@ -13,7 +13,7 @@ use crate::Env;
 use crate::clients::{self, NativeSub, RawWs, Stop, Tally};
 use crate::err::{Context, Result, bail};
 use crate::payload;
-use crate::procs::{GatewayProc, Nats, gateway_config};
+use crate::procs::{GatewayProc, Nats, discard_dir, gateway_config};
 use crate::publish::pair;
 use crate::reps::pairs;
 use crate::stats::{BenchResult, Goal, Sample, percentile};
@@ -397,9 +397,7 @@ pub async fn b7(env: &Env, distinct: bool) -> Result<BenchResult> {
         );
         drop(gw);
         drop(nats);
-        if std::env::var_os("BENCH_KEEP").is_none() {
-            let _ = std::fs::remove_dir_all(&dir);
-        }
+        discard_dir(&dir);
     }
     let count = crate::report::thousands(n as u64);
     let (name, max_ratio) = if distinct {

@@ -17,7 +17,7 @@ use tokio::task::JoinHandle;
 use crate::Env;
 use crate::err::{Context, Result, bail};
 use crate::fanout::{Kind, idle_sockets, per_socket};
-use crate::procs::{GatewayProc, Nats, gateway_config};
+use crate::procs::{GatewayProc, Nats, discard_dir, gateway_config};
 use crate::publish::pair;
 use crate::stats::{BenchResult, Goal};
 
@@ -141,9 +141,7 @@ pub async fn b7_h2(env: &Env) -> Result<BenchResult> {
             .await?,
         );
         drop(nats);
-        if std::env::var_os("BENCH_KEEP").is_none() {
-            let _ = std::fs::remove_dir_all(&dir);
-        }
+        discard_dir(&dir);
     }
     let mut res = BenchResult::from_reps(
         "B7-H2",

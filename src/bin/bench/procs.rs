@@ -47,6 +47,14 @@ pub fn nats_server_bin() -> PathBuf {
     PathBuf::from("nats-server")
 }
 
+/// Removes a benchmark's own server directory once it is done with it,
+/// unless `BENCH_KEEP` asks to keep the logs and stores for a look.
+pub fn discard_dir(dir: &Path) {
+    if std::env::var_os("BENCH_KEEP").is_none() {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
 pub struct Nats {
     child: Child,
     pub url: String,

@@ -13,7 +13,7 @@ use futures::stream::FuturesUnordered;
 use crate::Env;
 use crate::clients::{self, NativeSub, RawWs};
 use crate::err::{Result, bail};
-use crate::procs::{GatewayProc, Nats, gateway_config};
+use crate::procs::{GatewayProc, Nats, discard_dir, gateway_config};
 use crate::reps::pairs;
 use crate::stats::{BenchResult, Goal, Sample};
 
@@ -64,9 +64,7 @@ pub async fn b13(env: &Env) -> Result<BenchResult> {
     drop(gw);
     drop(nats);
     drop(native);
-    if std::env::var_os("BENCH_KEEP").is_none() {
-        let _ = std::fs::remove_dir_all(&dir);
-    }
+    discard_dir(&dir);
     let mut res = BenchResult::from_reps(
         "B13",
         &format!(
