@@ -9,13 +9,6 @@ use std::time::Duration;
 use common::*;
 use serde_json::json;
 
-async fn subscribed<S>(ws: &mut WsClient<S>) -> serde_json::Value
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-{
-    ws.next_of_type("subscribed").await
-}
-
 #[tokio::test]
 async fn websockets_over_h2_share_one_connection_and_each_receives_its_own_messages() {
     let nats = NatsServer::start().await;
@@ -24,8 +17,14 @@ async fn websockets_over_h2_share_one_connection_and_each_receives_its_own_messa
     let mut rates = ws_on_stream(&mut send, app.addr, "subject=funding_rate.%3E")
         .await
         .expect("a second socket on the same connection");
-    assert_eq!(subscribed(&mut trades).await["subject"], "trade.okx.spot.>");
-    assert_eq!(subscribed(&mut rates).await["subject"], "funding_rate.>");
+    assert_eq!(
+        trades.next_of_type("subscribed").await["subject"],
+        "trade.okx.spot.>"
+    );
+    assert_eq!(
+        rates.next_of_type("subscribed").await["subject"],
+        "funding_rate.>"
+    );
 
     app.publish(
         "funding_rate.binance.perpetual.BTC-USDT",
@@ -50,7 +49,7 @@ async fn websocket_over_h2_refusals_are_problems_on_the_stream_and_the_connectio
     let nats = NatsServer::start().await;
     let app = spawn_app(&nats.url()).await.ready().await;
     let (mut ws, mut send) = ws_over_h2(app.addr, "subject=trade.%3E").await;
-    subscribed(&mut ws).await;
+    ws.next_of_type("subscribed").await;
     let refused = ws_on_stream(&mut send, app.addr, "subject=trade..x").await;
     assert_eq!(refused.err(), Some(http::StatusCode::BAD_REQUEST));
     // The refusal ended its own stream only.
@@ -70,7 +69,7 @@ async fn an_h2_connection_carrying_a_websocket_is_not_closed_as_idle() {
     .ready()
     .await;
     let (mut ws, send) = ws_over_h2(app.addr, "subject=trade.%3E").await;
-    subscribed(&mut ws).await;
+    ws.next_of_type("subscribed").await;
     // Well past idle timeout and linger: the socket's stream has no
     // request under way, and still the connection stays.
     ws.expect_silence(Duration::from_millis(1_500)).await;
@@ -99,7 +98,7 @@ async fn shutdown_closes_websockets_over_h2_with_1001() {
     let nats = NatsServer::start().await;
     let app = spawn_app(&nats.url()).await.ready().await;
     let (mut ws, _send) = ws_over_h2(app.addr, "subject=trade.%3E").await;
-    subscribed(&mut ws).await;
+    ws.next_of_type("subscribed").await;
     let stopped = tokio::spawn(app.stop());
     assert_eq!(
         ws.expect_close().await,
@@ -119,8 +118,8 @@ async fn a_slow_socket_over_h2_is_closed_by_its_policy_and_its_neighbour_keeps_r
     let mut live = ws_on_stream(&mut send, app.addr, "subject=live.x")
         .await
         .expect("a second socket on the connection");
-    subscribed(&mut slow).await;
-    subscribed(&mut live).await;
+    slow.next_of_type("subscribed").await;
+    live.next_of_type("subscribed").await;
 
     // 20 MiB the slow socket never reads: more than its stream's flow
     // control window, the gateway's send buffer and its 64-message queue.

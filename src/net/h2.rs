@@ -67,8 +67,8 @@ impl Drop for StreamGuard {
 /// Keeps an HTTP/2 connection counted as busy while a stream it carries
 /// outlives its response: a WebSocket over HTTP/2 (RFC 8441) gets a `200`
 /// that ends at once while the stream carries the socket on. Found in the
-/// extensions of every HTTP/2 request; whoever takes over the stream holds
-/// [`Busy::hold`]'s guard for as long as it runs.
+/// extensions of every HTTP/2 `CONNECT` request; whoever takes over the
+/// stream holds [`Busy::hold`]'s guard for as long as it runs.
 #[derive(Clone)]
 pub struct Busy(Arc<Activity>);
 
@@ -123,9 +123,14 @@ pub async fn serve_stream(
         }
         .into_response()
     } else {
+        // Only an extended CONNECT can hand its stream over; other requests
+        // skip the reference count.
+        let takes_over = request.method() == axum::http::Method::CONNECT;
         let extensions = request.extensions_mut();
         extensions.insert(ConnectInfo(ClientAddr(peer)));
-        extensions.insert(Busy(activity.clone()));
+        if takes_over {
+            extensions.insert(Busy(activity.clone()));
+        }
         let Ok(response) = app.oneshot(request).await;
         response
     };

@@ -33,13 +33,12 @@ pub async fn ws_over_h2(
     hyper::client::conn::http2::SendRequest<String>,
 ) {
     let tcp = TcpStream::connect(addr).await.unwrap();
-    let (send, conn) =
+    let (mut send, conn) =
         hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
             .handshake(hyper_util::rt::TokioIo::new(tcp))
             .await
             .expect("h2 handshake");
     tokio::spawn(conn);
-    let mut send = send;
     let socket = ws_on_stream(&mut send, addr, query)
         .await
         .expect("extended CONNECT answered 200");
